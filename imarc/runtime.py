@@ -1,0 +1,223 @@
+"""Builds services and wires them: all in one process (embedded) or one per process.
+
+The same ``ServiceSpec`` of each service is wired the same way in both modes; only the
+adapters differ (SQLite or PostgreSQL, the embedded bus or RabbitMQ, a directory or S3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from services.common.app import Probe, create_app
+from services.common.bus import Bus, EmbeddedBus, RabbitBus
+from services.common.db import Database
+from services.common.events import Event
+from services.common.messaging import Messaging
+from services.common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, OUTBOX_PENDING
+from services.common.security import JwksClient, KeySource, StaticKeys, TokenVerifier
+from services.common.service import Consumer, ServiceContext, ServiceSpec
+from services.common.settings import SERVICES, Settings
+from services.common.store import ObjectStore, open_store
+
+log = logging.getLogger("imarc.runtime")
+JWKS_PATH = "/api/auth/.well-known/jwks.json"
+
+
+def load_spec(name: str) -> ServiceSpec:
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
+    spec: ServiceSpec = importlib.import_module(f"services.{name}.bootstrap").spec()
+    return spec
+
+
+def _private_file(path: os.PathLike[str] | str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def prepare_embedded(settings: Settings) -> Settings:
+    """Embedded mode keeps its generated secret and admin credentials in the data dir
+    (mode 0600) so that a restart finds the same pseudonyms, UIDs and login."""
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    update: dict[str, Any] = {}
+    if not settings.secret.get_secret_value():
+        path = data / "secret.key"
+        if not path.exists():
+            _private_file(path, secrets.token_hex(32))
+        update["secret"] = SecretStr(path.read_text().strip())
+    if not settings.admin_username or not settings.admin_password.get_secret_value():
+        path = admin_credentials_path(settings)
+        if not path.exists():
+            _private_file(
+                path,
+                json.dumps({"username": "admin", "password": secrets.token_urlsafe(18)}, indent=2),
+            )
+        creds = json.loads(path.read_text())
+        update["admin_username"] = creds["username"]
+        update["admin_password"] = SecretStr(creds["password"])
+    return settings.model_copy(update=update) if update else settings
+
+
+def admin_credentials_path(settings: Settings) -> Any:
+    return settings.data_dir.resolve() / "admin-credentials.json"
+
+
+class Runtime:
+    """Services of one process and the adapters they share."""
+
+    def __init__(self, settings: Settings, names: Sequence[str]) -> None:
+        self.settings = settings
+        self.specs = [load_spec(n) for n in names]
+        self.store: ObjectStore = open_store(settings.resolved_store_url(), fsync=settings.store_fsync)
+        self.bus: Bus = (
+            EmbeddedBus(
+                settings.data_dir.resolve() / "db" / "bus.sqlite",
+                max_attempts=settings.bus_max_attempts,
+                retry_base=settings.bus_retry_base_seconds,
+            )
+            if settings.embedded_bus
+            else RabbitBus(
+                settings.bus_url,
+                max_attempts=settings.bus_max_attempts,
+                retry_base=settings.bus_retry_base_seconds,
+            )
+        )
+        self.executor: ProcessPoolExecutor | None = None
+        self.contexts: dict[str, ServiceContext] = {}
+        for spec in self.specs:
+            db = Database(settings.database_url_for(spec.name), schema=spec.name)
+            messaging = Messaging(
+                db, self.bus, spec.metadata, service=spec.name,
+                on_published=lambda n, s=spec.name: EVENTS_PUBLISHED.labels(s).inc(n),
+            )
+            self.contexts[spec.name] = ServiceContext(
+                spec.name, settings, db, self.bus, self.store, messaging
+            )
+        keys: KeySource
+        if "auth" in self.contexts:
+            auth = self.contexts["auth"]
+            keys = StaticKeys(lambda: auth.state["jwks"]())
+        else:
+            keys = JwksClient(settings.auth_url.rstrip("/") + JWKS_PATH)
+        self.verifier = TokenVerifier(
+            keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+        for ctx in self.contexts.values():
+            ctx.verifier = self.verifier
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def cpu_executor(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            workers = self.settings.deid_workers or os.cpu_count() or 1
+            self.executor = ProcessPoolExecutor(max_workers=workers)
+        return self.executor
+
+    async def migrate(self) -> None:
+        for spec in self.specs:
+            await self.contexts[spec.name].db.migrate(spec.migrations)
+
+    def _instrument(self, queue: str, handler: Any) -> Any:
+        async def handle(event: Event) -> None:
+            try:
+                await handler(event)
+            except Exception:
+                EVENTS_CONSUMED.labels(queue, "error").inc()
+                raise
+            EVENTS_CONSUMED.labels(queue, "ok").inc()
+
+        return handle
+
+    async def _subscribe(self, ctx: ServiceContext, consumer: Consumer) -> None:
+        if consumer.handler is not None:
+            handler = ctx.messaging.idempotent(consumer.queue, consumer.handler)
+        elif consumer.raw is not None:
+            handler = consumer.raw
+        else:
+            raise ValueError(f"consumer {consumer.queue} has no handler")
+        await self.bus.subscribe(
+            consumer.queue, consumer.patterns, self._instrument(consumer.queue, handler),
+            concurrency=consumer.concurrency,
+        )
+
+    async def start(self) -> None:
+        await self.store.ensure_zones()
+        await self.bus.start()
+        await self.migrate()
+        for ctx in self.contexts.values():
+            ctx.executor = self.cpu_executor() if ctx.name == "deid" else None
+        # auth first: the others verify tokens with its keys
+        for spec in sorted(self.specs, key=lambda s: s.name != "auth"):
+            if spec.on_start:
+                await spec.on_start(self.contexts[spec.name])
+        for spec in self.specs:
+            ctx = self.contexts[spec.name]
+            for consumer in spec.consumers(ctx):
+                await self._subscribe(ctx, consumer)
+        for ctx in self.contexts.values():
+            ctx.messaging.start_relay()
+        self._tasks.append(asyncio.create_task(self._gauges()))
+
+    async def _gauges(self) -> None:
+        while True:
+            for ctx in self.contexts.values():
+                try:
+                    OUTBOX_PENDING.labels(ctx.name).set(await ctx.messaging.pending())
+                except Exception:  # a gauge never takes the process down
+                    log.debug("outbox gauge failed", exc_info=True)
+            await asyncio.sleep(15)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ctx in self.contexts.values():
+            await ctx.messaging.stop_relay()
+        for spec in self.specs:
+            if spec.on_stop:
+                await spec.on_stop(self.contexts[spec.name])
+        await self.bus.close()
+        for ctx in self.contexts.values():
+            await ctx.db.dispose()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def probes(self) -> list[tuple[str, Probe]]:
+        out: list[tuple[str, Probe]] = [(f"{c.name}-db", c.db.ping) for c in self.contexts.values()]
+        out += [("bus", self.bus.ping), ("store", self.store.ping)]
+        return out
+
+    def app(self, title: str = "imarc") -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        service = self.specs[0].name if len(self.specs) == 1 else None
+        app = create_app(title, lifespan=lifespan, probes=self.probes, service=service)
+        app.state.verifier = self.verifier
+        app.state.runtime = self
+        for spec in self.specs:
+            app.include_router(spec.router(self.contexts[spec.name]))
+        return app
+
+
+def embedded_app(settings: Settings) -> FastAPI:
+    return Runtime(prepare_embedded(settings), SERVICES).app("imarc (embedded)")

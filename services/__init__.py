@@ -1,0 +1,1 @@
+"""imarc services: intake, deid, qc, catalog, download, auth, and their shared mechanisms."""

@@ -1,0 +1,1 @@
+"""Mechanisms shared by every service. Imports no service."""

@@ -1,0 +1,64 @@
+"""The FastAPI app shell every process shares: health, readiness, metrics, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from services.common.metrics import HttpMetrics, metrics_response
+
+log = logging.getLogger("imarc.app")
+Probe = Callable[[], Awaitable[None]]
+
+
+def create_app(
+    title: str,
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
+    probes: Callable[[], Sequence[tuple[str, Probe]]] = lambda: (),
+    service: str | None = None,
+) -> FastAPI:
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.add_middleware(HttpMetrics, service=service)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        failed: dict[str, str] = {}
+        for name, probe in probes():
+            try:
+                await probe()
+            except Exception as e:
+                failed[name] = str(e) or type(e).__name__
+        if failed:
+            return JSONResponse({"ready": False, "failed": failed}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Any:
+        return metrics_response()
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> PlainTextResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return PlainTextResponse(
+            "Server was not able to process your request", status_code=500
+        )
+
+    return app

@@ -1,0 +1,426 @@
+"""The event bus: at-least-once delivery to one durable queue per consumer.
+
+Two implementations of one contract (tests/common/test_bus_contract.py runs the same
+suite against both):
+
+* ``RabbitBus`` — RabbitMQ through aio-pika: a topic exchange, durable queues,
+  persistent messages, publisher confirms, bounded retries with backoff through a
+  per-queue retry queue, and a dead-letter queue ``<queue>.dlq``.
+* ``EmbeddedBus`` — the same semantics in one process, kept durable in a SQLite file so
+  that a crash loses nothing: a published message is committed before ``publish``
+  returns, and is deleted only after its handler succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from services.common.events import Event
+
+log = logging.getLogger("imarc.bus")
+
+Handler = Callable[[Event], Awaitable[None]]
+EXCHANGE = "imarc.events"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    event: Event
+    attempts: int
+    error: str
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def publish(self, events: Sequence[Event]) -> None: ...
+    async def subscribe(
+        self, queue: str, patterns: Sequence[str], handler: Handler, *, concurrency: int = 1
+    ) -> None: ...
+    async def ping(self) -> None: ...
+    async def dead_letters(self, queue: str) -> list[DeadLetter]: ...
+    async def depth(self, queue: str) -> int: ...
+
+
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more."""
+    return _match(tuple(pattern.split(".")), tuple(routing_key.split(".")))
+
+
+@lru_cache(maxsize=1024)
+def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_match(rest, words[i:]) for i in range(len(words) + 1))
+    if not words:
+        return False
+    return (head == "*" or head == words[0]) and _match(rest, words[1:])
+
+
+def backoff(base: float, attempt: int, cap: float = 60.0) -> float:
+    return float(min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bindings (queue TEXT NOT NULL, pattern TEXT NOT NULL,
+  PRIMARY KEY (queue, pattern));
+CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+  body BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, available_at REAL NOT NULL,
+  leased INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, leased, available_at, id);
+CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue TEXT NOT NULL, body BLOB NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL,
+  at REAL NOT NULL);
+"""
+
+
+class EmbeddedBus:
+    """A durable in-process bus in one SQLite file (see module docstring)."""
+
+    def __init__(
+        self, path: Path, *, max_attempts: int = 5, retry_base: float = 0.5, poll: float = 1.0
+    ) -> None:
+        self.path = path
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.poll = poll
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-bus")
+        self._db: sqlite3.Connection | None = None
+        self._bindings: dict[str, list[str]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        # Leases belong to the previous process: its unfinished work is redelivered.
+        db.execute("UPDATE messages SET leased = 0 WHERE leased = 1")
+        self._db = db
+        for queue, pattern in db.execute("SELECT queue, pattern FROM bindings").fetchall():
+            self._bindings.setdefault(queue, []).append(pattern)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the embedded bus is not started")
+        return self._db
+
+    async def start(self) -> None:
+        if self._db is None:
+            await self._run(self._open)
+
+    async def close(self) -> None:
+        self._closing = True
+        for w in self._wake.values():
+            w.set()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._db is not None:
+            await self._run(self.db.close)
+            self._db = None
+        self._io.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self.db.execute("SELECT 1").fetchone())
+
+    def _insert(self, rows: list[tuple[str, bytes, float]]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO messages (queue, body, available_at) VALUES (?, ?, ?)", rows
+            )
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        now = time.time()
+        rows: list[tuple[str, bytes, float]] = []
+        for ev in events:
+            body = ev.to_bytes()
+            for queue, patterns in self._bindings.items():
+                if any(topic_matches(p, ev.type) for p in patterns):
+                    rows.append((queue, body, now))
+        if rows:
+            await self._run(self._insert, rows)
+            for queue in {r[0] for r in rows}:
+                if queue in self._wake:
+                    self._wake[queue].set()
+
+    def _bind(self, queue: str, patterns: Sequence[str]) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO bindings (queue, pattern) VALUES (?, ?)",
+            [(queue, p) for p in patterns],
+        )
+
+    async def subscribe(
+        self, queue: str, patterns: Sequence[str], handler: Handler, *, concurrency: int = 1
+    ) -> None:
+        await self.start()
+        await self._run(self._bind, queue, list(patterns))
+        known = self._bindings.setdefault(queue, [])
+        known.extend(p for p in patterns if p not in known)
+        self._wake[queue] = asyncio.Event()
+        self._tasks.append(asyncio.create_task(self._consume(queue, handler, concurrency)))
+
+    def _lease(self, queue: str, limit: int) -> list[tuple[int, bytes, int]]:
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            rows = self.db.execute(
+                "SELECT id, body, attempts FROM messages WHERE queue = ? AND leased = 0 "
+                "AND available_at <= ? ORDER BY id LIMIT ?",
+                (queue, now, limit),
+            ).fetchall()
+            if rows:
+                self.db.executemany(
+                    "UPDATE messages SET leased = 1 WHERE id = ?", [(r[0],) for r in rows]
+                )
+        return rows
+
+    def _next_due(self, queue: str) -> float | None:
+        row = self.db.execute(
+            "SELECT MIN(available_at) FROM messages WHERE queue = ? AND leased = 0", (queue,)
+        ).fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def _ack(self, ids: list[int]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
+    def _fail(self, queue: str, msg_id: int, body: bytes, attempts: int, error: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            if attempts >= self.max_attempts:
+                self.db.execute("DELETE FROM messages WHERE id = ?", (msg_id,))
+                self.db.execute(
+                    "INSERT INTO dead_letters (queue, body, attempts, error, at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (queue + ".dlq", body, attempts, error, time.time()),
+                )
+            else:
+                self.db.execute(
+                    "UPDATE messages SET leased = 0, attempts = ?, available_at = ? WHERE id = ?",
+                    (attempts, time.time() + backoff(self.retry_base, attempts), msg_id),
+                )
+
+    async def _consume(self, queue: str, handler: Handler, concurrency: int) -> None:
+        wake = self._wake[queue]
+        while not self._closing:
+            wake.clear()
+            batch = await self._run(self._lease, queue, max(1, concurrency) * 4)
+            if not batch:
+                due = await self._run(self._next_due, queue)
+                timeout = self.poll if due is None else max(0.01, min(self.poll, due - time.time()))
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+                continue
+            sem = asyncio.Semaphore(max(1, concurrency))
+            done: list[int] = []
+
+            async def one(msg_id: int, body: bytes, attempts: int) -> None:
+                async with sem:
+                    try:
+                        await handler(Event.from_bytes(body))
+                    except Exception as exc:  # the message is retried, then dead-lettered
+                        log.warning("handler for %s failed: %r", queue, exc, exc_info=True)
+                        await self._run(self._fail, queue, msg_id, body, attempts + 1, repr(exc))
+                    else:
+                        done.append(msg_id)
+
+            await asyncio.gather(*(one(*row) for row in batch))
+            if done:
+                await self._run(self._ack, done)
+
+    async def dead_letters(self, queue: str) -> list[DeadLetter]:
+        rows = await self._run(
+            lambda: self.db.execute(
+                "SELECT body, attempts, error FROM dead_letters WHERE queue = ? ORDER BY id",
+                (queue + ".dlq",),
+            ).fetchall()
+        )
+        return [DeadLetter(queue, Event.from_bytes(b), a, e) for b, a, e in rows]
+
+    async def depth(self, queue: str) -> int:
+        row = await self._run(
+            lambda: self.db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,))
+            .fetchone()
+        )
+        return int(row[0])
+
+
+class RabbitBus:
+    """RabbitMQ through aio-pika (see module docstring)."""
+
+    ATTEMPT_HEADER = "x-imarc-attempt"
+
+    def __init__(
+        self, url: str, *, max_attempts: int = 5, retry_base: float = 0.5, exchange: str = EXCHANGE
+    ) -> None:
+        self.url = url
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base
+        self.exchange_name = exchange
+        self._conn: Any = None
+        self._pub_channel: Any = None
+        self._exchange: Any = None
+        self._channels: list[Any] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        if self._conn is not None:
+            return
+        import aio_pika
+
+        self._conn = await aio_pika.connect_robust(self.url)
+        self._pub_channel = await self._conn.channel(publisher_confirms=True)
+        self._exchange = await self._pub_channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def ping(self) -> None:
+        if self._conn is None or self._conn.is_closed:
+            raise ConnectionError("not connected to RabbitMQ")
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        import aio_pika
+
+        await self.start()
+        await asyncio.gather(
+            *(
+                self._exchange.publish(
+                    aio_pika.Message(
+                        ev.to_bytes(),
+                        content_type="application/cloudevents+json",
+                        message_id=ev.id,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=ev.type,
+                )
+                for ev in events
+            )
+        )
+
+    async def _declare(self, channel: Any, queue: str) -> Any:
+        q = await channel.declare_queue(queue, durable=True)
+        await channel.declare_queue(queue + ".dlq", durable=True)
+        await channel.declare_queue(
+            queue + ".retry",
+            durable=True,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue},
+        )
+        return q
+
+    async def subscribe(
+        self, queue: str, patterns: Sequence[str], handler: Handler, *, concurrency: int = 1
+    ) -> None:
+        import aio_pika
+
+        await self.start()
+        channel = await self._conn.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=max(1, concurrency))
+        self._channels.append(channel)
+        exchange = await channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        q = await self._declare(channel, queue)
+        for p in patterns:
+            await q.bind(exchange, routing_key=p)
+
+        async def process(message: Any) -> None:
+            attempt = int((message.headers or {}).get(self.ATTEMPT_HEADER, 0)) + 1
+            try:
+                await handler(Event.from_bytes(message.body))
+            except Exception as exc:
+                log.warning("handler for %s failed (attempt %d): %r", queue, attempt, exc)
+                headers = {**(message.headers or {}), self.ATTEMPT_HEADER: attempt,
+                           "x-imarc-error": repr(exc)[:1000]}
+                if attempt >= self.max_attempts:
+                    target, expiration = queue + ".dlq", None
+                else:
+                    target, expiration = queue + ".retry", backoff(self.retry_base, attempt)
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        message.body,
+                        headers=headers,
+                        content_type=message.content_type,
+                        message_id=message.message_id,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        expiration=expiration,
+                    ),
+                    routing_key=target,
+                )
+            await message.ack()
+
+        async def on_message(message: Any) -> None:
+            # Run each delivery as its own task: prefetch bounds how many are in flight.
+            task = asyncio.create_task(process(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        await q.consume(on_message)
+
+    async def dead_letters(self, queue: str) -> list[DeadLetter]:
+        await self.start()
+        channel = await self._conn.channel()
+        try:
+            q = await channel.declare_queue(queue + ".dlq", durable=True)
+            out: list[DeadLetter] = []
+            held = []
+            while True:
+                msg = await q.get(no_ack=False, fail=False)
+                if msg is None:
+                    break
+                held.append(msg)
+                headers = msg.headers or {}
+                out.append(
+                    DeadLetter(
+                        queue,
+                        Event.from_bytes(msg.body),
+                        int(headers.get(self.ATTEMPT_HEADER, 0)),
+                        str(headers.get("x-imarc-error", "")),
+                    )
+                )
+            for msg in held:
+                await msg.nack(requeue=True)
+            return out
+        finally:
+            await channel.close()
+
+    async def depth(self, queue: str) -> int:
+        await self.start()
+        channel = await self._conn.channel()
+        try:
+            q = await channel.declare_queue(queue, durable=True, passive=True)
+            return int(q.declaration_result.message_count)
+        finally:
+            await channel.close()

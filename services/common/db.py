@@ -1,0 +1,116 @@
+"""Databases: SQLAlchemy 2 async engines (aiosqlite, asyncpg) and Alembic migrations.
+
+Every service owns its tables. On PostgreSQL a service keeps them in a schema named
+after it (the connection's ``search_path``); in embedded mode each service has its own
+SQLite file. No service opens another service's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Database:
+    """One service's database: an async engine, a session factory and its migrations."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.url = make_url(url)
+        self.schema = schema
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {}
+        if self.is_sqlite:
+            if self.url.database:
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            # One connection per file: SQLite has one writer, and a shared connection
+            # avoids "database is locked" on read-then-write transactions.
+            kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)
+        else:
+            kwargs.update(
+                connect_args={"server_settings": {"search_path": schema}},
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+            )
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> AsyncSession:
+        return self.sessions()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def migrate(self, migrations_dir: Path) -> None:
+        """Apply the service's Alembic migrations up to head (idempotent)."""
+        if not self.is_sqlite:
+            admin = create_async_engine(self.url)
+            try:
+                async with admin.begin() as conn:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            finally:
+                await admin.dispose()
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade, migrations_dir)
+
+    async def create_all(self, metadata: MetaData) -> None:
+        """Create tables directly (tests of mechanisms that have no migrations)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection, migrations_dir: Path) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def run_migrations_online(target_metadata: MetaData) -> None:
+    """Body of every service's ``migrations/env.py``: migrate on the given connection."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("migrations run through Database.migrate(), e.g. `imarc migrate all`")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def wait_for(coro_factory: Any, attempts: int = 30, delay: float = 1.0) -> None:
+    """Retry a start-up probe (a database or broker that is still coming up)."""
+    for i in range(attempts):
+        try:
+            await coro_factory()
+            return
+        except Exception:
+            if i == attempts - 1:
+                raise
+            await asyncio.sleep(delay)

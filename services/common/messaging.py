@@ -1,0 +1,236 @@
+"""Transactional outbox and idempotent inbox.
+
+A service writes its events to its own ``outbox`` table in the same transaction as the
+state change that caused them; ``OutboxRelay`` publishes them afterwards (in order) and
+marks them sent only once the bus has confirmed them. A consumer records each event id in
+its ``inbox`` in the same transaction as the event's effect, so a redelivered event has
+exactly one effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.bus import Bus
+from services.common.db import Database
+from services.common.events import Event
+
+log = logging.getLogger("imarc.messaging")
+T = TypeVar("T")
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """Add the ``outbox`` and ``inbox`` tables to a service's metadata."""
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", _SEQ, primary_key=True, autoincrement=True),
+        Column("id", String(64), nullable=False, unique=True),
+        Column("type", String(200), nullable=False),
+        Column("body", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+    )
+    inbox = Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+    return outbox, inbox
+
+
+class Messaging:
+    """One service's outbox, inbox and relay over its database and the shared bus."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        metadata: MetaData,
+        *,
+        service: str,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.service = service
+        self.outbox = metadata.tables["outbox"]
+        self.inbox = metadata.tables["inbox"]
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._on_published = on_published
+
+    # -- producing ---------------------------------------------------------------
+
+    async def emit(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Stage events in the outbox; they are sent when the session's transaction commits."""
+        if not events:
+            return
+        now = datetime.now(UTC)
+        await session.execute(
+            insert(self.outbox),
+            [
+                {"id": e.id, "type": e.type, "body": e.model_dump(mode="json"), "created_at": now}
+                for e in events
+            ],
+        )
+
+    def notify(self) -> None:
+        """Wake the relay (call after a commit that emitted events)."""
+        self._wake.set()
+
+    async def relay_once(self, limit: int = 500) -> int:
+        """Publish the oldest unsent events; returns how many were sent."""
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(self.outbox.c.seq, self.outbox.c.body)
+                    .where(self.outbox.c.published_at.is_(None))
+                    .order_by(self.outbox.c.seq)
+                    .limit(limit)
+                )
+            ).all()
+        if not rows:
+            return 0
+        await self.bus.publish([Event.model_validate(r.body) for r in rows])
+        async with self.db.session() as s, s.begin():
+            await s.execute(
+                update(self.outbox)
+                .where(self.outbox.c.seq.in_([r.seq for r in rows]))
+                .values(published_at=datetime.now(UTC))
+            )
+        if self._on_published:
+            self._on_published(len(rows))
+        return len(rows)
+
+    async def pending(self) -> int:
+        async with self.db.session() as s:
+            n = await s.scalar(
+                select(func.count()).select_from(self.outbox).where(
+                    self.outbox.c.published_at.is_(None)
+                )
+            )
+        return int(n or 0)
+
+    async def run_relay(self, idle: float = 1.0) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.relay_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay of %s failed; retrying", self.service)
+                await asyncio.sleep(idle)
+                continue
+            if sent:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), idle)
+            except TimeoutError:
+                pass
+
+    def start_relay(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run_relay(), name=f"{self.service}-relay")
+
+    async def stop_relay(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    # -- consuming ---------------------------------------------------------------
+
+    def _inbox_insert(self, consumer: str, event_id: str) -> Any:
+        values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
+        if self.db.is_sqlite:
+            return sqlite.insert(self.inbox).values(**values).on_conflict_do_nothing()
+        return postgresql.insert(self.inbox).values(**values).on_conflict_do_nothing()
+
+    async def seen(self, consumer: str, event_id: str) -> bool:
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(self.inbox.c.event_id).where(
+                    self.inbox.c.consumer == consumer, self.inbox.c.event_id == event_id
+                )
+            )
+        return row is not None
+
+    async def apply_once(
+        self,
+        consumer: str,
+        event: Event,
+        effect: Callable[[AsyncSession], Awaitable[Sequence[Event]]],
+    ) -> bool:
+        """Run ``effect`` and stage the events it returns, once per (consumer, event id).
+
+        Returns False when the event had already been processed (nothing is done).
+        """
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(self._inbox_insert(consumer, event.id))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                return False
+            out = await effect(s)
+            await self.emit(s, out)
+        if out:
+            self.notify()
+        return True
+
+    def idempotent(
+        self,
+        consumer: str,
+        handler: Callable[[Event, AsyncSession], Awaitable[Sequence[Event]]],
+    ) -> Callable[[Event], Awaitable[None]]:
+        """Wrap ``handler(event, session) -> events`` as a bus handler with inbox dedupe."""
+
+        async def handle(event: Event) -> None:
+            await self.apply_once(consumer, event, lambda s: handler(event, s))
+
+        return handle
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A request-side unit of work: state change and its events commit together."""
+        async with self.db.session() as s, s.begin():
+            tx = Transaction(s)
+            yield tx
+            await self.emit(s, tx.events)
+        if tx.events:
+            self.notify()
+
+
+class Transaction:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.events: list[Event] = []
+
+    def emit(self, *events: Event) -> None:
+        self.events.extend(events)

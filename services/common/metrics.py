@@ -1,0 +1,95 @@
+"""Prometheus metrics shared by every service (one registry per process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "imarc_http_requests_total", "HTTP requests served", ["service", "route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "imarc_http_request_duration_seconds",
+    "HTTP request latency (to the first byte of the response)",
+    ["service", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS_CONSUMED = Counter(
+    "imarc_events_consumed_total", "Events handled by a consumer", ["queue", "outcome"]
+)
+EVENTS_PUBLISHED = Counter("imarc_events_published_total", "Events relayed from an outbox", ["service"])
+OUTBOX_PENDING = Gauge("imarc_outbox_pending", "Events in an outbox not yet published", ["service"])
+INSTANCES_RECEIVED = Counter(
+    "imarc_instances_received_total", "Instances accepted into quarantine", ["collection"]
+)
+INSTANCES_HELD = Counter("imarc_instances_held_total", "Instances held", ["stage", "reason"])
+INSTANCES_DEIDENTIFIED = Counter(
+    "imarc_instances_deidentified_total", "Instances de-identified", ["collection"]
+)
+DEID_SECONDS = Histogram(
+    "imarc_deid_seconds", "De-identification time per instance",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+SERIES_PUBLISHED = Counter("imarc_series_published_total", "Series published", ["collection"])
+DOWNLOADS = Counter("imarc_downloads_total", "Downloads served", ["collection", "kind"])
+DOWNLOAD_BYTES = Counter("imarc_download_bytes_total", "Bytes of DICOM served", ["collection"])
+
+
+def metrics_response() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _route_of(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", scope["path"]))
+    return "unmatched"
+
+
+def service_of(path: str) -> str:
+    if path.startswith("/nbia-api/oauth"):
+        return "auth"
+    if path.startswith("/nbia-api/"):
+        return "download" if "Image" in path else "catalog"
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "api" else "gateway"
+
+
+class HttpMetrics:
+    """Pure ASGI middleware (does not buffer streamed responses)."""
+
+    def __init__(self, app: ASGIApp, service: str | None = None) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        route = _route_of(scope)
+        service = self.service or service_of(scope["path"])
+
+        async def send_wrapper(message: dict) -> None:  # type: ignore[type-arg]
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            HTTP_REQUESTS.labels(service, route, scope["method"], str(status)).inc()
+
+
+Probe = Callable[[], Awaitable[None]]

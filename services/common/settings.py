@@ -1,0 +1,74 @@
+"""Typed settings, read from the environment (prefix ``IMARC_``).
+
+Nothing here builds a client: engines, brokers and stores are made in each
+service's bootstrap from these values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("intake", "deid", "qc", "catalog", "download", "auth")
+DEFAULT_PORTS = {name: 8081 + i for i, name in enumerate(SERVICES)}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMARC_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+
+    database_url: str = ""
+    bus_url: str = ""
+    store_url: str = ""
+    store_fsync: bool = True
+
+    secret: SecretStr = SecretStr("")
+    uid_root: str = "2.25"
+
+    auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
+    jwt_issuer: str = "imarc"
+    jwt_audience: str = "imarc"
+    admin_username: str = ""
+    admin_password: SecretStr = SecretStr("")
+
+    site_name: str = "site-a"
+    site_role: Literal["primary", "replica"] = "primary"
+
+    intake_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['intake']}"
+    deid_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['deid']}"
+    qc_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['qc']}"
+    catalog_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['catalog']}"
+    download_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['download']}"
+
+    deid_workers: int = 0
+    bus_max_attempts: int = 5
+    bus_retry_base_seconds: float = 0.5
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    def service_url(self, service: str) -> str:
+        return str(getattr(self, f"{service}_url"))
+
+    def database_url_for(self, service: str) -> str:
+        """The SQLAlchemy URL of one service's own database.
+
+        Embedded mode gives each service its own SQLite file; a PostgreSQL URL is
+        shared and each service keeps its tables in a schema of its own name.
+        """
+        if self.database_url:
+            return self.database_url.replace("{service}", service)
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'db' / f'{service}.sqlite'}"
+
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"file://{self.data_dir.resolve() / 'objects'}"
+
+    @property
+    def embedded_bus(self) -> bool:
+        return not self.bus_url

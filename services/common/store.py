@@ -1,0 +1,291 @@
+"""Object storage with three zones (buckets): quarantine, curation, public.
+
+``S3Store`` talks to any S3 endpoint through the ``minio`` client; ``FilesystemStore``
+keeps the same contract on a local directory for embedded mode. Both record each
+object's size and SHA-256 when it is written, so every later reader can verify it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import parse_qs, unquote, urlparse
+
+Zone = Literal["quarantine", "curation", "public"]
+ZONES: tuple[Zone, ...] = ("quarantine", "curation", "public")
+CHUNK = 1024 * 1024
+
+
+class ObjectNotFound(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    zone: str
+    key: str
+    size: int
+    sha256: str
+
+
+class ObjectStore(Protocol):
+    async def ensure_zones(self) -> None: ...
+    async def put(self, zone: Zone, key: str, data: bytes) -> StoredObject: ...
+    async def get(self, zone: Zone, key: str) -> bytes: ...
+    def iter_chunks(self, zone: Zone, key: str, chunk: int = CHUNK) -> AsyncIterator[bytes]: ...
+    async def stat(self, zone: Zone, key: str) -> StoredObject: ...
+    async def copy(self, src: Zone, key: str, dst: Zone, dst_key: str | None = None) -> StoredObject: ...
+    async def delete(self, zone: Zone, key: str) -> None: ...
+    async def ping(self) -> None: ...
+    def open_sync(self, zone: Zone, key: str) -> Any: ...
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+class FilesystemStore:
+    """Objects as files under ``root/<zone>/<key>``; ``<key>.meta`` holds size and SHA-256."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+
+    def _path(self, zone: Zone, key: str) -> Path:
+        if zone not in ZONES:
+            raise ValueError(f"unknown zone {zone!r}")
+        return self.root / zone / _check_key(key)
+
+    async def ensure_zones(self) -> None:
+        for z in ZONES:
+            (self.root / z).mkdir(parents=True, exist_ok=True)
+
+    async def ping(self) -> None:
+        if not self.root.is_dir():
+            raise ConnectionError(f"object store directory {self.root} is missing")
+
+    def _write(self, zone: Zone, key: str, data: bytes) -> StoredObject:
+        path = self._path(zone, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        obj = StoredObject(zone, key, len(data), hashlib.sha256(data).hexdigest())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        path.with_name(path.name + ".meta").write_text(
+            json.dumps({"size": obj.size, "sha256": obj.sha256})
+        )
+        return obj
+
+    async def put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
+        return await asyncio.to_thread(self._write, zone, key, data)
+
+    async def get(self, zone: Zone, key: str) -> bytes:
+        path = self._path(zone, key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as e:
+            raise ObjectNotFound(f"{zone}/{key}") from e
+
+    def open_sync(self, zone: Zone, key: str) -> Any:
+        try:
+            return open(self._path(zone, key), "rb")  # noqa: SIM115 - caller closes
+        except FileNotFoundError as e:
+            raise ObjectNotFound(f"{zone}/{key}") from e
+
+    async def iter_chunks(self, zone: Zone, key: str, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+        f = await asyncio.to_thread(self.open_sync, zone, key)
+        try:
+            while True:
+                block = await asyncio.to_thread(f.read, chunk)
+                if not block:
+                    break
+                yield block
+        finally:
+            f.close()
+
+    async def stat(self, zone: Zone, key: str) -> StoredObject:
+        meta = self._path(zone, key)
+        meta = meta.with_name(meta.name + ".meta")
+        try:
+            d = json.loads(await asyncio.to_thread(meta.read_text))
+        except FileNotFoundError as e:
+            raise ObjectNotFound(f"{zone}/{key}") from e
+        return StoredObject(zone, key, int(d["size"]), str(d["sha256"]))
+
+    def _copy(self, src: Zone, key: str, dst: Zone, dst_key: str) -> StoredObject:
+        sp, dp = self._path(src, key), self._path(dst, dst_key)
+        if not sp.exists():
+            raise ObjectNotFound(f"{src}/{key}")
+        dp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dp.with_name(f".tmp-{os.getpid()}-{dp.name}")
+        try:
+            os.link(sp, tmp)  # objects are immutable once written: a hard link is a copy
+        except OSError:
+            shutil.copyfile(sp, tmp)
+        os.replace(tmp, dp)
+        shutil.copyfile(sp.with_name(sp.name + ".meta"), dp.with_name(dp.name + ".meta"))
+        d = json.loads(dp.with_name(dp.name + ".meta").read_text())
+        return StoredObject(dst, dst_key, int(d["size"]), str(d["sha256"]))
+
+    async def copy(self, src: Zone, key: str, dst: Zone, dst_key: str | None = None) -> StoredObject:
+        return await asyncio.to_thread(self._copy, src, key, dst, dst_key or key)
+
+    async def delete(self, zone: Zone, key: str) -> None:
+        path = self._path(zone, key)
+        for p in (path, path.with_name(path.name + ".meta")):
+            await asyncio.to_thread(p.unlink, True)
+
+
+class S3Store:
+    """An S3 endpoint through the ``minio`` client (blocking calls run in threads)."""
+
+    SHA_META = "x-amz-meta-sha256"
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, *, secure: bool,
+                 prefix: str = "imarc-", region: str | None = None) -> None:
+        from minio import Minio
+
+        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
+                            secure=secure, region=region)
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str) -> S3Store:
+        u = urlparse(url)
+        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        if not u.hostname:
+            raise ValueError(f"S3 URL {url!r} has no host")
+        endpoint = u.hostname + (f":{u.port}" if u.port else "")
+        return cls(
+            endpoint,
+            unquote(u.username or ""),
+            unquote(u.password or ""),
+            secure=q.get("secure", "true").lower() in ("1", "true", "yes"),
+            prefix=q.get("prefix", "imarc-"),
+            region=q.get("region"),
+        )
+
+    def bucket(self, zone: Zone) -> str:
+        if zone not in ZONES:
+            raise ValueError(f"unknown zone {zone!r}")
+        return f"{self.prefix}{zone}"
+
+    async def ensure_zones(self) -> None:
+        def make() -> None:
+            for z in ZONES:
+                if not self.client.bucket_exists(self.bucket(z)):
+                    self.client.make_bucket(self.bucket(z))
+
+        await asyncio.to_thread(make)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self.client.bucket_exists, self.bucket("public"))
+
+    def _put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
+        obj = StoredObject(zone, _check_key(key), len(data), hashlib.sha256(data).hexdigest())
+        self.client.put_object(
+            self.bucket(zone), key, io.BytesIO(data), len(data),
+            content_type="application/dicom", metadata={"sha256": obj.sha256},
+        )
+        return obj
+
+    async def put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
+        return await asyncio.to_thread(self._put, zone, key, data)
+
+    def _get(self, zone: Zone, key: str) -> bytes:
+        from minio.error import S3Error
+
+        try:
+            resp = self.client.get_object(self.bucket(zone), key)
+        except S3Error as e:
+            if e.code in ("NoSuchKey", "NoSuchBucket"):
+                raise ObjectNotFound(f"{zone}/{key}") from e
+            raise
+        try:
+            return bytes(resp.read())
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    async def get(self, zone: Zone, key: str) -> bytes:
+        return await asyncio.to_thread(self._get, zone, key)
+
+    def open_sync(self, zone: Zone, key: str) -> Any:
+        from minio.error import S3Error
+
+        try:
+            return self.client.get_object(self.bucket(zone), key)
+        except S3Error as e:
+            if e.code in ("NoSuchKey", "NoSuchBucket"):
+                raise ObjectNotFound(f"{zone}/{key}") from e
+            raise
+
+    async def iter_chunks(self, zone: Zone, key: str, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+        resp = await asyncio.to_thread(self.open_sync, zone, key)
+        it: Iterator[bytes] = resp.stream(chunk)
+        try:
+            while True:
+                block = await asyncio.to_thread(next, it, b"")
+                if not block:
+                    break
+                yield block
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def _stat(self, zone: Zone, key: str) -> StoredObject:
+        from minio.error import S3Error
+
+        try:
+            st = self.client.stat_object(self.bucket(zone), key)
+        except S3Error as e:
+            if e.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
+                raise ObjectNotFound(f"{zone}/{key}") from e
+            raise
+        meta = {k.lower(): v for k, v in (st.metadata or {}).items()}
+        return StoredObject(zone, key, int(st.size or 0), str(meta.get(self.SHA_META, "")))
+
+    async def stat(self, zone: Zone, key: str) -> StoredObject:
+        return await asyncio.to_thread(self._stat, zone, key)
+
+    def _copy(self, src: Zone, key: str, dst: Zone, dst_key: str) -> StoredObject:
+        from minio.commonconfig import CopySource
+
+        self.client.copy_object(self.bucket(dst), _check_key(dst_key), CopySource(self.bucket(src), key))
+        return self._stat(dst, dst_key)
+
+    async def copy(self, src: Zone, key: str, dst: Zone, dst_key: str | None = None) -> StoredObject:
+        return await asyncio.to_thread(self._copy, src, key, dst, dst_key or key)
+
+    async def delete(self, zone: Zone, key: str) -> None:
+        await asyncio.to_thread(self.client.remove_object, self.bucket(zone), key)
+
+
+def open_store(url: str, *, fsync: bool = True) -> ObjectStore:
+    """Build the store named by ``IMARC_STORE_URL`` (``file://`` or ``s3://``)."""
+    u = urlparse(url)
+    if u.scheme == "file":
+        return FilesystemStore(Path(unquote(u.path)), fsync=fsync)
+    if u.scheme in ("s3", "http", "https"):
+        return S3Store.from_url(url)
+    raise ValueError(f"IMARC_STORE_URL must start with file:// or s3://, not {url!r}")
