@@ -6,11 +6,15 @@ CI=true it is an error, so a skipped integration test never passes for a real on
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import socket
 import uuid
 from collections.abc import Iterator
 
+import asyncpg
+import hypothesis  # noqa: F401  (imported early: its plugin's late import can fail)
 import pytest
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -38,9 +42,6 @@ def _need(host: str, port: int, what: str) -> None:
 def postgres_url() -> str:
     """A PostgreSQL database for tests (created if missing); each test uses fresh schemas."""
     _need(PG_HOST, PG_PORT, "PostgreSQL")
-    import asyncio
-
-    import asyncpg
 
     async def ensure() -> None:
         conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
@@ -50,7 +51,9 @@ def postgres_url() -> str:
         finally:
             await conn.close()
 
-    asyncio.run(ensure())
+    # may be requested from inside a running event loop: create it from a thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, ensure()).result()
     return f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/imarc_test"
 
 

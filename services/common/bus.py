@@ -303,9 +303,14 @@ class RabbitBus:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for channel in self._channels:
+            if not channel.is_closed:
+                await channel.close()
+        self._channels.clear()
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+            await asyncio.sleep(0.01)  # let aio-pika's close callbacks run on this loop
 
     async def ping(self) -> None:
         if self._conn is None or self._conn.is_closed:

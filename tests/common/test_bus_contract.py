@@ -1,0 +1,155 @@
+"""One contract for both buses: the embedded one must not promise what RabbitMQ won't."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.common.bus import Bus, EmbeddedBus, RabbitBus, topic_matches
+from services.common.events import Event
+
+
+@pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
+    b: Bus
+    if request.param == "embedded":
+        b = EmbeddedBus(tmp_path / "bus.sqlite", max_attempts=3, retry_base=0.02)
+    else:
+        url = request.getfixturevalue("rabbit_url")
+        # A private exchange per test keeps runs from seeing each other's messages.
+        b = RabbitBus(url, max_attempts=3, retry_base=0.02, exchange=f"test.{uuid.uuid4().hex}")
+    await b.start()
+    yield b
+    await b.close()
+
+
+def q(name: str) -> str:
+    return f"test.{name}.{uuid.uuid4().hex[:8]}"
+
+
+async def eventually(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def ev(kind: str = "org.imarc.instance.received", **data: object) -> Event:
+    return Event(source="/test", type=kind, data=dict(data))
+
+
+async def test_delivers_to_every_bound_queue_in_order(bus: Bus) -> None:
+    a, b = [], []
+
+    async def on_a(e: Event) -> None:
+        a.append(e.data["n"])
+
+    async def on_b(e: Event) -> None:
+        b.append(e.data["n"])
+
+    await bus.subscribe(q("a"), ["org.imarc.instance.*"], on_a)
+    await bus.subscribe(q("b"), ["org.imarc.#"], on_b)
+    await bus.publish([ev(n=i) for i in range(20)])
+    await eventually(lambda: len(a) == 20 and len(b) == 20)
+    assert a == list(range(20)) and b == list(range(20))
+
+
+async def test_unbound_types_are_not_delivered(bus: Bus) -> None:
+    got: list[Event] = []
+
+    async def on(e: Event) -> None:
+        got.append(e)
+
+    await bus.subscribe(q("only-series"), ["org.imarc.series.published"], on)
+    await bus.publish([ev("org.imarc.instance.held"), ev("org.imarc.series.published")])
+    await eventually(lambda: len(got) == 1)
+    await asyncio.sleep(0.2)
+    assert [e.type for e in got] == ["org.imarc.series.published"]
+
+
+async def test_failing_handler_is_retried_then_succeeds(bus: Bus) -> None:
+    calls: list[int] = []
+
+    async def flaky(e: Event) -> None:
+        calls.append(1)
+        if len(calls) < 2:
+            raise RuntimeError("transient")
+
+    queue = q("flaky")
+    await bus.subscribe(queue, ["org.imarc.#"], flaky)
+    await bus.publish([ev()])
+    await eventually(lambda: len(calls) == 2)
+    await asyncio.sleep(0.2)
+    assert len(calls) == 2
+    assert await bus.dead_letters(queue) == []
+
+
+async def test_handler_that_keeps_failing_goes_to_the_dead_letter_queue(bus: Bus) -> None:
+    calls: list[int] = []
+
+    async def broken(e: Event) -> None:
+        calls.append(1)
+        raise ValueError("cannot handle this")
+
+    queue = q("broken")
+    await bus.subscribe(queue, ["org.imarc.#"], broken)
+    sent = ev(marker="x")
+    await bus.publish([sent])
+    await eventually(lambda: len(calls) >= 3)
+    dead: list = []
+
+    async def dlq_has_it() -> bool:
+        dead[:] = await bus.dead_letters(queue)
+        return len(dead) == 1
+
+    for _ in range(200):
+        if await dlq_has_it():
+            break
+        await asyncio.sleep(0.05)
+    assert len(dead) == 1, "the message should be dead-lettered after the retry bound"
+    assert dead[0].event.id == sent.id
+    assert dead[0].attempts == 3
+    assert "cannot handle this" in dead[0].error
+    await asyncio.sleep(0.3)
+    assert len(calls) == 3, "no delivery after the retry bound"
+
+
+def test_topic_matching() -> None:
+    assert topic_matches("org.imarc.#", "org.imarc.instance.received")
+    assert topic_matches("org.imarc.*.received", "org.imarc.instance.received")
+    assert not topic_matches("org.imarc.*", "org.imarc.instance.received")
+    assert topic_matches("#", "a.b")
+    assert not topic_matches("org.imarc.series.published", "org.imarc.series.withdrawn")
+
+
+async def test_embedded_bus_keeps_messages_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "bus.sqlite"
+    first = EmbeddedBus(path)
+    await first.start()
+
+    async def never(e: Event) -> None:
+        raise AssertionError("not yet")
+
+    await first.subscribe("svc.durable", ["org.imarc.#"], never)
+    await first.close()  # the consumer is gone; its queue and binding stay
+
+    second = EmbeddedBus(path)
+    await second.start()
+    await second.publish([ev(n=1)])  # bound by the persisted binding, before any consumer
+    assert await second.depth("svc.durable") == 1
+    await second.close()
+
+    third = EmbeddedBus(path)
+    got: list[Event] = []
+
+    async def on(e: Event) -> None:
+        got.append(e)
+
+    await third.subscribe("svc.durable", ["org.imarc.#"], on)
+    await eventually(lambda: len(got) == 1)
+    await third.close()

@@ -1,0 +1,69 @@
+"""One contract for both object stores (filesystem for embedded mode, S3 on loopback)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from services.common.store import FilesystemStore, ObjectNotFound, ObjectStore, S3Store
+
+
+@pytest.fixture(params=["filesystem", pytest.param("s3", marks=pytest.mark.s3)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    s: ObjectStore
+    if request.param == "filesystem":
+        s = FilesystemStore(tmp_path / "objects")
+    else:
+        s = S3Store.from_url(request.getfixturevalue("s3_url"))
+    await s.ensure_zones()
+    return s
+
+
+async def test_put_records_size_and_sha256(store: ObjectStore) -> None:
+    data = b"DICM" * 1000
+    obj = await store.put("quarantine", "C/abc.dcm", data)
+    assert obj.size == len(data)
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+    st = await store.stat("quarantine", "C/abc.dcm")
+    assert (st.size, st.sha256) == (obj.size, obj.sha256)
+    assert await store.get("quarantine", "C/abc.dcm") == data
+
+
+async def test_zones_are_separate(store: ObjectStore) -> None:
+    await store.put("quarantine", "C/x.dcm", b"phi")
+    with pytest.raises(ObjectNotFound):
+        await store.get("public", "C/x.dcm")
+    with pytest.raises(ObjectNotFound):
+        await store.stat("curation", "C/x.dcm")
+
+
+async def test_copy_between_zones_keeps_checksum(store: ObjectStore) -> None:
+    data = bytes(range(256)) * 4096
+    src = await store.put("curation", "C/1/2/3.dcm", data)
+    dst = await store.copy("curation", "C/1/2/3.dcm", "public")
+    assert (dst.zone, dst.key, dst.size, dst.sha256) == ("public", "C/1/2/3.dcm", src.size, src.sha256)
+    chunks = [c async for c in store.iter_chunks("public", "C/1/2/3.dcm", chunk=65536)]
+    assert b"".join(chunks) == data and len(chunks) > 1
+
+
+async def test_put_replaces_and_delete_removes(store: ObjectStore) -> None:
+    await store.put("quarantine", "C/r.dcm", b"one")
+    await store.put("quarantine", "C/r.dcm", b"two!")
+    assert await store.get("quarantine", "C/r.dcm") == b"two!"
+    assert (await store.stat("quarantine", "C/r.dcm")).size == 4
+    await store.delete("quarantine", "C/r.dcm")
+    with pytest.raises(ObjectNotFound):
+        await store.get("quarantine", "C/r.dcm")
+
+
+async def test_keys_cannot_escape_the_zone(store: ObjectStore) -> None:
+    for bad in ("../public/x", "/etc/passwd", "a//b", ""):
+        with pytest.raises(ValueError):
+            await store.put("quarantine", bad, b"x")
+
+
+async def test_missing_object_is_a_clear_error(store: ObjectStore) -> None:
+    with pytest.raises(ObjectNotFound):
+        await store.get("public", "nope/none.dcm")
