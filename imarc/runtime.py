@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.common.app import Probe, create_app
-from services.common.bus import Bus, EmbeddedBus, RabbitBus
+from services.common.bus import EXCHANGE, Bus, EmbeddedBus, RabbitBus
 from services.common.db import Database
 from services.common.events import Event
 from services.common.messaging import Messaging
@@ -83,7 +83,9 @@ class Runtime:
     def __init__(self, settings: Settings, names: Sequence[str]) -> None:
         self.settings = settings
         self.specs = [load_spec(n) for n in names]
-        self.store: ObjectStore = open_store(settings.resolved_store_url(), fsync=settings.store_fsync)
+        self.store: ObjectStore = open_store(
+            settings.resolved_store_url(), fsync=settings.store_fsync
+        )
         self.bus: Bus = (
             EmbeddedBus(
                 settings.data_dir.resolve() / "db" / "bus.sqlite",
@@ -95,6 +97,8 @@ class Runtime:
                 settings.bus_url,
                 max_attempts=settings.bus_max_attempts,
                 retry_base=settings.bus_retry_base_seconds,
+                exchange=settings.bus_prefix + EXCHANGE,
+                queue_prefix=settings.bus_prefix,
             )
         )
         self.executor: ProcessPoolExecutor | None = None
@@ -102,8 +106,11 @@ class Runtime:
         for spec in self.specs:
             db = Database(settings.database_url_for(spec.name), schema=spec.name)
             messaging = Messaging(
-                db, self.bus, spec.metadata, service=spec.name,
-                on_published=lambda n, s=spec.name: EVENTS_PUBLISHED.labels(s).inc(n),
+                db,
+                self.bus,
+                spec.metadata,
+                service=spec.name,
+                on_published=EVENTS_PUBLISHED.labels(spec.name).inc,
             )
             self.contexts[spec.name] = ServiceContext(
                 spec.name, settings, db, self.bus, self.store, messaging
@@ -150,7 +157,9 @@ class Runtime:
         else:
             raise ValueError(f"consumer {consumer.queue} has no handler")
         await self.bus.subscribe(
-            consumer.queue, consumer.patterns, self._instrument(consumer.queue, handler),
+            consumer.queue,
+            consumer.patterns,
+            self._instrument(consumer.queue, handler),
             concurrency=consumer.concurrency,
         )
 

@@ -44,7 +44,9 @@ def postgres_url() -> str:
     _need(PG_HOST, PG_PORT, "PostgreSQL")
 
     async def ensure() -> None:
-        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+        conn = await asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user="postgres", database="postgres"
+        )
         try:
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname='imarc_test'"):
                 await conn.execute("CREATE DATABASE imarc_test")

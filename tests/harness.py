@@ -54,16 +54,25 @@ def mint(
     """A token signed with the test key (valid when the run has no auth service)."""
     now = int(time.time())
     claims = {
-        "sub": sub, "iss": "imarc", "aud": "imarc", "iat": now, "nbf": now, "exp": now + ttl,
-        "typ": "access", "roles": list(roles), "coll": coll or {}, "lic": list(lic),
-        "grants": list(grants), "sites": list(sites), **extra,
+        "sub": sub,
+        "iss": "imarc",
+        "aud": "imarc",
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "typ": "access",
+        "roles": list(roles),
+        "coll": coll or {},
+        "lic": list(lic),
+        "grants": list(grants),
+        "sites": list(sites),
+        **extra,
     }
     return jwt.encode(claims, _test_key(), algorithm="RS256", headers={"kid": TEST_KID})
 
 
 def auth_header(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
 
 
 def admin_headers() -> dict[str, str]:

@@ -57,8 +57,6 @@ def create_app(
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> PlainTextResponse:
         log.exception("unhandled error", exc_info=exc)
-        return PlainTextResponse(
-            "Server was not able to process your request", status_code=500
-        )
+        return PlainTextResponse("Server was not able to process your request", status_code=500)
 
     return app

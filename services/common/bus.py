@@ -223,35 +223,43 @@ class EmbeddedBus:
                     (attempts, time.time() + backoff(self.retry_base, attempts), msg_id),
                 )
 
+    async def _deliver(self, queue: str, handler: Handler, row: tuple[int, bytes, int]) -> None:
+        msg_id, body, attempts = row
+        try:
+            await handler(Event.from_bytes(body))
+        except Exception as exc:  # retried with backoff, then dead-lettered
+            log.warning("handler for %s failed: %r", queue, exc, exc_info=True)
+            await self._run(self._fail, queue, msg_id, body, attempts + 1, repr(exc))
+        else:
+            await self._run(self._ack, [msg_id])
+
     async def _consume(self, queue: str, handler: Handler, concurrency: int) -> None:
+        """Keep up to ``concurrency`` deliveries in flight, leasing more as each finishes."""
         wake = self._wake[queue]
-        while not self._closing:
-            wake.clear()
-            batch = await self._run(self._lease, queue, max(1, concurrency) * 4)
-            if not batch:
+        limit = max(1, concurrency)
+        inflight: set[asyncio.Task[None]] = set()
+        try:
+            while not self._closing:
+                wake.clear()
+                if len(inflight) >= limit:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                batch = await self._run(self._lease, queue, limit - len(inflight))
+                for row in batch:
+                    task = asyncio.create_task(self._deliver(queue, handler, row))
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                if batch:
+                    continue
                 due = await self._run(self._next_due, queue)
                 timeout = self.poll if due is None else max(0.01, min(self.poll, due - time.time()))
-                try:
-                    await asyncio.wait_for(wake.wait(), timeout)
-                except TimeoutError:
-                    pass
-                continue
-            sem = asyncio.Semaphore(max(1, concurrency))
-            done: list[int] = []
-
-            async def one(msg_id: int, body: bytes, attempts: int) -> None:
-                async with sem:
-                    try:
-                        await handler(Event.from_bytes(body))
-                    except Exception as exc:  # the message is retried, then dead-lettered
-                        log.warning("handler for %s failed: %r", queue, exc, exc_info=True)
-                        await self._run(self._fail, queue, msg_id, body, attempts + 1, repr(exc))
-                    else:
-                        done.append(msg_id)
-
-            await asyncio.gather(*(one(*row) for row in batch))
-            if done:
-                await self._run(self._ack, done)
+                waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(wake.wait()), *inflight}
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters - set(inflight):
+                    w.cancel()
+        finally:
+            for task in inflight:
+                task.cancel()
 
     async def dead_letters(self, queue: str) -> list[DeadLetter]:
         rows = await self._run(
@@ -264,8 +272,9 @@ class EmbeddedBus:
 
     async def depth(self, queue: str) -> int:
         row = await self._run(
-            lambda: self.db.execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,))
-            .fetchone()
+            lambda: self.db.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,)
+            ).fetchone()
         )
         return int(row[0])
 
@@ -276,9 +285,16 @@ class RabbitBus:
     ATTEMPT_HEADER = "x-imarc-attempt"
 
     def __init__(
-        self, url: str, *, max_attempts: int = 5, retry_base: float = 0.5, exchange: str = EXCHANGE
+        self,
+        url: str,
+        *,
+        max_attempts: int = 5,
+        retry_base: float = 0.5,
+        exchange: str = EXCHANGE,
+        queue_prefix: str = "",
     ) -> None:
         self.url = url
+        self.queue_prefix = queue_prefix
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.exchange_name = exchange
@@ -351,6 +367,7 @@ class RabbitBus:
         import aio_pika
 
         await self.start()
+        queue = self.queue_prefix + queue
         channel = await self._conn.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=max(1, concurrency))
         self._channels.append(channel)
@@ -367,8 +384,11 @@ class RabbitBus:
                 await handler(Event.from_bytes(message.body))
             except Exception as exc:
                 log.warning("handler for %s failed (attempt %d): %r", queue, attempt, exc)
-                headers = {**(message.headers or {}), self.ATTEMPT_HEADER: attempt,
-                           "x-imarc-error": repr(exc)[:1000]}
+                headers = {
+                    **(message.headers or {}),
+                    self.ATTEMPT_HEADER: attempt,
+                    "x-imarc-error": repr(exc)[:1000],
+                }
                 if attempt >= self.max_attempts:
                     target, expiration = queue + ".dlq", None
                 else:
@@ -398,7 +418,7 @@ class RabbitBus:
         await self.start()
         channel = await self._conn.channel()
         try:
-            q = await channel.declare_queue(queue + ".dlq", durable=True)
+            q = await channel.declare_queue(self.queue_prefix + queue + ".dlq", durable=True)
             out: list[DeadLetter] = []
             held = []
             while True:
@@ -425,7 +445,7 @@ class RabbitBus:
         await self.start()
         channel = await self._conn.channel()
         try:
-            q = await channel.declare_queue(queue, durable=True, passive=True)
+            q = await channel.declare_queue(self.queue_prefix + queue, durable=True, passive=True)
             return int(q.declaration_result.message_count)
         finally:
             await channel.close()

@@ -6,6 +6,7 @@ new type emitted beside the old one. Golden samples in tests/contract guard the 
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
@@ -33,7 +34,7 @@ class Event(BaseModel):
     datacontenttype: str = "application/json"
     data: dict[str, Any] = Field(default_factory=dict)
 
-    def payload(self, model: type[P]) -> P:
+    def payload(self, model: builtins.type[P]) -> P:
         if self.type != model.TYPE:
             raise ValueError(f"event {self.id} is {self.type}, not {model.TYPE}")
         return model.model_validate(self.data)

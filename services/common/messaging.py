@@ -10,6 +10,7 @@ exactly one effect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -133,9 +134,9 @@ class Messaging:
     async def pending(self) -> int:
         async with self.db.session() as s:
             n = await s.scalar(
-                select(func.count()).select_from(self.outbox).where(
-                    self.outbox.c.published_at.is_(None)
-                )
+                select(func.count())
+                .select_from(self.outbox)
+                .where(self.outbox.c.published_at.is_(None))
             )
         return int(n or 0)
 
@@ -152,10 +153,8 @@ class Messaging:
                 continue
             if sent:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), idle)
-            except TimeoutError:
-                pass
 
     def start_relay(self) -> None:
         if self._task is None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.responses import Response
@@ -22,7 +23,9 @@ HTTP_LATENCY = Histogram(
 EVENTS_CONSUMED = Counter(
     "imarc_events_consumed_total", "Events handled by a consumer", ["queue", "outcome"]
 )
-EVENTS_PUBLISHED = Counter("imarc_events_published_total", "Events relayed from an outbox", ["service"])
+EVENTS_PUBLISHED = Counter(
+    "imarc_events_published_total", "Events relayed from an outbox", ["service"]
+)
 OUTBOX_PENDING = Gauge("imarc_outbox_pending", "Events in an outbox not yet published", ["service"])
 INSTANCES_RECEIVED = Counter(
     "imarc_instances_received_total", "Instances accepted into quarantine", ["collection"]
@@ -32,7 +35,8 @@ INSTANCES_DEIDENTIFIED = Counter(
     "imarc_instances_deidentified_total", "Instances de-identified", ["collection"]
 )
 DEID_SECONDS = Histogram(
-    "imarc_deid_seconds", "De-identification time per instance",
+    "imarc_deid_seconds",
+    "De-identification time per instance",
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 SERIES_PUBLISHED = Counter("imarc_series_published_total", "Series published", ["collection"])
@@ -79,7 +83,7 @@ class HttpMetrics:
         route = _route_of(scope)
         service = self.service or service_of(scope["path"])
 
-        async def send_wrapper(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

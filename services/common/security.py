@@ -215,7 +215,8 @@ async def current_principal(request: Request) -> Principal:
 async def authenticated(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if principal.anonymous:
         raise HTTPException(
-            401, "this needs a login: run `imarc login` or send a bearer token",
+            401,
+            "this needs a login: run `imarc login` or send a bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return principal

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
 
     database_url: str = ""
     bus_url: str = ""
+    # Prefix of the exchange and queue names: lets several deployments share one broker.
+    bus_prefix: str = ""
     store_url: str = ""
     store_fsync: bool = True
 
@@ -48,6 +50,9 @@ class Settings(BaseSettings):
     download_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['download']}"
 
     deid_workers: int = 0
+    # The most bytes one submission may unpack to (a zip's members, multipart parts or a
+    # single body): the guard against zip bombs and disk-filling uploads.
+    intake_max_upload_bytes: int = 8 * 1024**3
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.5
     log_level: str = "INFO"

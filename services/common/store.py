@@ -43,7 +43,9 @@ class ObjectStore(Protocol):
     async def get(self, zone: Zone, key: str) -> bytes: ...
     def iter_chunks(self, zone: Zone, key: str, chunk: int = CHUNK) -> AsyncIterator[bytes]: ...
     async def stat(self, zone: Zone, key: str) -> StoredObject: ...
-    async def copy(self, src: Zone, key: str, dst: Zone, dst_key: str | None = None) -> StoredObject: ...
+    async def copy(
+        self, src: Zone, key: str, dst: Zone, dst_key: str | None = None
+    ) -> StoredObject: ...
     async def delete(self, zone: Zone, key: str) -> None: ...
     async def ping(self) -> None: ...
     def open_sync(self, zone: Zone, key: str) -> Any: ...
@@ -108,7 +110,7 @@ class FilesystemStore:
 
     def open_sync(self, zone: Zone, key: str) -> Any:
         try:
-            return open(self._path(zone, key), "rb")  # noqa: SIM115 - caller closes
+            return open(self._path(zone, key), "rb")
         except FileNotFoundError as e:
             raise ObjectNotFound(f"{zone}/{key}") from e
 
@@ -147,7 +149,9 @@ class FilesystemStore:
         d = json.loads(dp.with_name(dp.name + ".meta").read_text())
         return StoredObject(dst, dst_key, int(d["size"]), str(d["sha256"]))
 
-    async def copy(self, src: Zone, key: str, dst: Zone, dst_key: str | None = None) -> StoredObject:
+    async def copy(
+        self, src: Zone, key: str, dst: Zone, dst_key: str | None = None
+    ) -> StoredObject:
         return await asyncio.to_thread(self._copy, src, key, dst, dst_key or key)
 
     async def delete(self, zone: Zone, key: str) -> None:
@@ -161,12 +165,21 @@ class S3Store:
 
     SHA_META = "x-amz-meta-sha256"
 
-    def __init__(self, endpoint: str, access_key: str, secret_key: str, *, secure: bool,
-                 prefix: str = "imarc-", region: str | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        secure: bool,
+        prefix: str = "imarc-",
+        region: str | None = None,
+    ) -> None:
         from minio import Minio
 
-        self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key,
-                            secure=secure, region=region)
+        self.client = Minio(
+            endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
+        )
         self.prefix = prefix
 
     @classmethod
@@ -204,8 +217,12 @@ class S3Store:
     def _put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
         obj = StoredObject(zone, _check_key(key), len(data), hashlib.sha256(data).hexdigest())
         self.client.put_object(
-            self.bucket(zone), key, io.BytesIO(data), len(data),
-            content_type="application/dicom", metadata={"sha256": obj.sha256},
+            self.bucket(zone),
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type="application/dicom",
+            metadata={"sha256": obj.sha256},
         )
         return obj
 
@@ -271,10 +288,14 @@ class S3Store:
     def _copy(self, src: Zone, key: str, dst: Zone, dst_key: str) -> StoredObject:
         from minio.commonconfig import CopySource
 
-        self.client.copy_object(self.bucket(dst), _check_key(dst_key), CopySource(self.bucket(src), key))
+        self.client.copy_object(
+            self.bucket(dst), _check_key(dst_key), CopySource(self.bucket(src), key)
+        )
         return self._stat(dst, dst_key)
 
-    async def copy(self, src: Zone, key: str, dst: Zone, dst_key: str | None = None) -> StoredObject:
+    async def copy(
+        self, src: Zone, key: str, dst: Zone, dst_key: str | None = None
+    ) -> StoredObject:
         return await asyncio.to_thread(self._copy, src, key, dst, dst_key or key)
 
     async def delete(self, zone: Zone, key: str) -> None:

@@ -26,7 +26,8 @@ def make_metadata() -> tuple[MetaData, Table]:
     md = MetaData()
     messaging_tables(md)
     effects = Table(
-        "effects", md,
+        "effects",
+        md,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False),
     )
@@ -43,7 +44,9 @@ class Env:
     schema: str
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])])
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])]
+)
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     md, effects = make_metadata()
     schema = "t" + uuid.uuid4().hex[:10]
@@ -131,7 +134,9 @@ class FlakyBus:
         raise ConnectionError("process killed after publishing")
 
 
-async def test_outbox_relay_resumes_after_restart_without_loss_or_duplicate_effect(env: Env) -> None:
+async def test_outbox_relay_resumes_after_restart_without_loss_or_duplicate_effect(
+    env: Env,
+) -> None:
     queue = f"svc.on_thing.{env.schema}"
     first = Messaging(env.db, FlakyBus(env.bus), env.metadata, service="svc")  # type: ignore[arg-type]
     events = [Event(source="/t", type="org.imarc.thing.happened") for _ in range(25)]

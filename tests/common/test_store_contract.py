@@ -43,7 +43,12 @@ async def test_copy_between_zones_keeps_checksum(store: ObjectStore) -> None:
     data = bytes(range(256)) * 4096
     src = await store.put("curation", "C/1/2/3.dcm", data)
     dst = await store.copy("curation", "C/1/2/3.dcm", "public")
-    assert (dst.zone, dst.key, dst.size, dst.sha256) == ("public", "C/1/2/3.dcm", src.size, src.sha256)
+    assert (dst.zone, dst.key, dst.size, dst.sha256) == (
+        "public",
+        "C/1/2/3.dcm",
+        src.size,
+        src.sha256,
+    )
     chunks = [c async for c in store.iter_chunks("public", "C/1/2/3.dcm", chunk=65536)]
     assert b"".join(chunks) == data and len(chunks) > 1
 

@@ -1,0 +1,181 @@
+"""Submit → published throughput, end to end, through the real HTTP API.
+
+Generates N synthetic 512×512 CT instances (deterministic, ~526 KB each), starts the
+platform (embedded: `imarc up`; distributed: one process per service against PostgreSQL,
+RabbitMQ and an S3 stand-in), uploads them in parallel multipart batches, publishes every
+series once it is de-identified, and waits until the catalog lists every instance.
+Prints instances/s and MB/s per phase and for the whole run.
+
+    python bench/submit_bench.py --instances 2000 --mode embedded
+    python bench/submit_bench.py --instances 500 --mode distributed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from imarc.stack import Stack, free_port  # noqa: E402
+from imarc.synth import corpus  # noqa: E402
+from services.common.settings import SERVICES  # noqa: E402
+
+COLLECTION = "Bench-CT"
+
+
+def generate(n: int, out: Path) -> tuple[list[Path], int]:
+    files, total = [], 0
+    for name, data in corpus(n):
+        p = out / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        files.append(p)
+        total += len(data)
+    return files, total
+
+
+def start_embedded(data: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    log = open(data / "imarc.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imarc",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--no-demo",
+        ],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "IMARC_LOG_LEVEL": "WARNING"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return url, proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"imarc did not start; see {data / 'imarc.log'}")
+
+
+def run(
+    url: str, creds: dict[str, str], files: list[Path], total_bytes: int, parallel: int, batch: int
+) -> dict[str, float]:
+    http = httpx.Client(base_url=url, timeout=600)
+    tok = http.post("/api/auth/token", data={"grant_type": "password", **creds}).json()
+    http.headers["Authorization"] = f"Bearer {tok['access_token']}"
+    http.post("/api/intake/collections", json={"name": COLLECTION, "licence": "CC-BY-4.0"})
+    n = len(files)
+    batches = [files[i : i + batch] for i in range(0, n, batch)]
+
+    def send(chunk: list[Path]) -> int:
+        parts = [("file", (p.name, p.read_bytes(), "application/dicom")) for p in chunk]
+        r = http.post(f"/api/intake/collections/{COLLECTION}/instances", files=parts)
+        r.raise_for_status()
+        return int(r.json()["accepted_count"])
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        accepted = sum(pool.map(send, batches))
+    t_upload = time.perf_counter() - t0
+    assert accepted == n, f"only {accepted} of {n} accepted"
+
+    published: set[str] = set()
+    t_deid = None
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        status = http.get(f"/api/qc/collections/{COLLECTION}/status").json()
+        if status["awaiting_review"]:
+            # publish whole series as they complete (a curator would sign off per series)
+            r = http.post(f"/api/qc/collections/{COLLECTION}/publish", json={"series": []})
+            published.update(r.json().get("published", []))
+        if status["deidentified"] >= n and t_deid is None:
+            t_deid = time.perf_counter() - t0
+        if status["published"] >= n:
+            break
+        time.sleep(0.25)
+    # the catalog lists them: sum of ImageCount over the collection
+    while time.monotonic() < deadline:
+        r = http.get("/nbia-api/services/v4/getSeries", params={"Collection": COLLECTION})
+        if r.content.strip() and sum(s["ImageCount"] for s in r.json()) >= n:
+            break
+        time.sleep(0.1)
+    t_all = time.perf_counter() - t0
+    mb = total_bytes / 1e6
+    return {
+        "instances": n,
+        "MB": round(mb, 1),
+        "upload_s": round(t_upload, 2),
+        "upload_inst_per_s": round(n / t_upload, 1),
+        "deidentified_s": round(t_deid or t_all, 2),
+        "published_s": round(t_all, 2),
+        "end_to_end_inst_per_s": round(n / t_all, 1),
+        "end_to_end_MB_per_s": round(mb / t_all, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--instances", type=int, default=2000)
+    ap.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=25)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="imarc-bench-") as tmp:
+        work = Path(tmp)
+        print(f"generating {args.instances} CT instances …", flush=True)
+        files, total = generate(args.instances, work / "corpus")
+        data = work / "data"
+        data.mkdir()
+        if args.mode == "embedded":
+            url, proc = start_embedded(data)
+            try:
+                creds = json.loads((data / "admin-credentials.json").read_text())
+                result = run(url, creds, files, total, args.parallel, args.batch)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        else:
+            run_id = os.urandom(4).hex()
+            stack = Stack(
+                data,
+                env={
+                    "IMARC_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/imarc_bench_{run_id}",
+                    "IMARC_BUS_PREFIX": f"bench-{run_id}.",
+                    "IMARC_LOG_LEVEL": "WARNING",
+                },
+                ports={s: free_port() for s in SERVICES},
+                gateway_port=free_port(),
+            )
+            stack.start(timeout=120)
+            try:
+                creds = json.loads((data / "admin-credentials.json").read_text())
+                result = run(stack.url, creds, files, total, args.parallel, args.batch)
+            finally:
+                stack.stop()
+        result["mode"] = args.mode  # type: ignore[assignment]
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from imarc.cli import main
+
+main()

@@ -1,0 +1,443 @@
+"""The `imarc` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.table import Table
+
+from imarc.cli_http import DEFAULT_URL, api_client, fail, save_credentials
+from services.common.settings import DEFAULT_PORTS, SERVICES, Settings
+
+app = typer.Typer(
+    help="imarc: run and use an open medical imaging archive.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+collections_app = typer.Typer(help="Create and list collections.", no_args_is_help=True)
+qc_app = typer.Typer(help="Review and publish.", no_args_is_help=True)
+deid_app = typer.Typer(
+    help="De-identification profiles, ID maps and UID maps.", no_args_is_help=True
+)
+profile_app = typer.Typer(help="A collection's de-identification profile.", no_args_is_help=True)
+app.add_typer(collections_app, name="collections")
+app.add_typer(qc_app, name="qc")
+app.add_typer(deid_app, name="deid")
+deid_app.add_typer(profile_app, name="profile")
+out = Console()
+
+try:  # user, licence and grant administration, when the auth commands are installed
+    from imarc.cli_auth import grants_app, licences_app, users_app
+
+    app.add_typer(users_app, name="users")
+    app.add_typer(licences_app, name="licences")
+    app.add_typer(grants_app, name="grants")
+except ImportError:  # pragma: no cover
+    pass
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option(envvar="IMARC_URL", help="Where imarc answers.")
+    ] = DEFAULT_URL,
+    token: Annotated[
+        str | None, typer.Option(envvar="IMARC_TOKEN", help="Bearer token (else `imarc login`).")
+    ] = None,
+) -> None:
+    ctx.obj = {"url": url, "token": token}
+
+
+# -- running ---------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    data_dir: Annotated[Path, typer.Option(help="Where data is kept.")] = Path("var"),
+    demo: Annotated[bool, typer.Option(help="Load the demo collection on first start.")] = True,
+) -> None:
+    """Run the whole platform in one process (embedded mode)."""
+    import uvicorn
+
+    from imarc.demo import start_demo_loader
+    from imarc.runtime import admin_credentials_path, embedded_app, prepare_embedded
+    from services.common.logs import configure
+
+    settings = Settings(data_dir=data_dir, host=host, port=port)
+    configure(settings.log_level, settings.log_json)
+    settings = prepare_embedded(settings)
+    base = f"http://{host}:{port}"
+    out.print(f"[bold]imarc[/bold] (embedded) on {base}  data: {settings.data_dir.resolve()}")
+    out.print(f"  NBIA API:  {base}/nbia-api/services/v4/getCollectionValues")
+    out.print(f"  API docs:  {base}/docs      metrics: {base}/metrics")
+    out.print(f"  admin credentials: {admin_credentials_path(settings)} (mode 0600)")
+    out.print("  log in with: imarc login")
+    if demo:
+        start_demo_loader(base, settings)
+    uvicorn.run(embedded_app(settings), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join((*SERVICES, 'gateway'))}.")],
+    host: Annotated[str | None, typer.Option(help="Address (default IMARC_HOST).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default IMARC_PORT or the service's).")
+    ] = None,
+) -> None:
+    """Run one service (or the gateway) in distributed mode, configured from the environment."""
+    import uvicorn
+
+    from services.common.logs import configure
+
+    settings = Settings()
+    configure(settings.log_level, settings.log_json)
+    if service == "gateway":
+        from imarc.gateway import gateway_app
+
+        application = gateway_app(settings)
+        default_port = 8080
+    elif service in SERVICES:
+        from imarc.runtime import Runtime
+
+        application = Runtime(settings, [service]).app(f"imarc {service}")
+        default_port = DEFAULT_PORTS[service]
+    else:
+        fail(f"unknown service {service!r}; choose one of {', '.join((*SERVICES, 'gateway'))}")
+    chosen = port or (int(os.environ["IMARC_PORT"]) if "IMARC_PORT" in os.environ else default_port)
+    uvicorn.run(application, host=host or settings.host, port=chosen, log_level="warning")
+
+
+@app.command()
+def migrate(
+    service: Annotated[str, typer.Argument(help="A service, or 'all'.")] = "all",
+) -> None:
+    """Apply database migrations and exit (the Helm chart runs this as a hook)."""
+    import asyncio
+
+    from imarc.runtime import load_spec
+    from services.common.db import Database
+
+    settings = Settings()
+    names = SERVICES if service == "all" else (service,)
+
+    async def run() -> None:
+        for name in names:
+            spec = load_spec(name)
+            db = Database(settings.database_url_for(name), schema=name)
+            try:
+                await db.migrate(spec.migrations)
+            finally:
+                await db.dispose()
+            out.print(f"{name}: migrated")
+
+    try:
+        asyncio.run(run())
+    except ValueError as e:
+        fail(str(e))
+    except OSError as e:
+        fail(f"cannot reach the database: {e}")
+
+
+@app.command()
+def stack(
+    data_dir: Annotated[Path, typer.Option(help="Where local state is kept.")] = Path("var/stack"),
+) -> None:
+    """Distributed mode on one machine: one process per service plus the gateway."""
+    from imarc.stack import run_stack
+
+    run_stack(data_dir)
+
+
+# -- using -----------------------------------------------------------------------
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    username: Annotated[str | None, typer.Option(help="User name.")] = None,
+    password: Annotated[str | None, typer.Option(help="Password (prompted if omitted).")] = None,
+    data_dir: Annotated[Path, typer.Option(help="Embedded data dir (admin credentials).")] = Path(
+        "var"
+    ),
+) -> None:
+    """Obtain a token and keep it for later commands."""
+    api = api_client(ctx)
+    local = api.url.startswith(("http://127.0.0.1", "http://localhost"))
+    creds_file = data_dir / "admin-credentials.json"
+    if username is None and local and creds_file.exists():
+        creds = json.loads(creds_file.read_text())
+        username, password = creds["username"], creds["password"]
+        out.print(f"using the embedded admin credentials in {creds_file}")
+    if username is None:
+        username = typer.prompt("username")
+    if password is None:
+        password = typer.prompt("password", hide_input=True)
+    tokens = api.post(
+        "/api/auth/token",
+        data={"grant_type": "password", "username": username, "password": password},
+    ).json()
+    save_credentials(api.url, tokens)
+    out.print(f"logged in to {api.url} as {username}")
+
+
+@collections_app.command("create")
+def collections_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Collection name, e.g. Lung-CT-2026.")],
+    licence: Annotated[
+        str, typer.Option("--licence", "--license", help="Licence id, e.g. CC-BY-4.0.")
+    ],
+    access: Annotated[str, typer.Option(help="public or limited.")] = "public",
+    description: Annotated[str, typer.Option(help="What the collection holds.")] = "",
+    doi: Annotated[str, typer.Option(help="Data DOI, e.g. 10.7937/xyz.")] = "",
+    require_id_map: Annotated[
+        bool, typer.Option(help="Hold patients missing from the ID map.")
+    ] = False,
+) -> None:
+    """Register a collection that sites can submit to."""
+    if access not in ("public", "limited"):
+        fail("--access must be public or limited")
+    api = api_client(ctx)
+    body = {
+        "name": name,
+        "licence": licence,
+        "access": access,
+        "description": description,
+        "doi": doi,
+        "require_id_map": require_id_map,
+    }
+    c = api.post("/api/intake/collections", json=body).json()
+    lic = c.get("licence") or {}
+    out.print(f"created collection {c.get('name', name)} ({access}, {lic.get('name') or licence})")
+
+
+@collections_app.command("list")
+def collections_list(ctx: typer.Context) -> None:
+    """List collections."""
+    rows = api_client(ctx).get("/api/intake/collections").json()
+    table = Table("name", "access", "licence", "description")
+    for c in rows:
+        lic = c.get("licence") or {}
+        table.add_row(
+            c["name"],
+            c.get("access", ""),
+            lic.get("name") or lic.get("id", ""),
+            c.get("description", ""),
+        )
+    out.print(table)
+
+
+def _walk(paths: list[Path]) -> list[tuple[Path, str]]:
+    files: list[tuple[Path, str]] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and not f.name.startswith("."):
+                    files.append((f, str(f.relative_to(p.parent))))
+        elif p.is_file():
+            files.append((p, p.name))
+        else:
+            fail(f"{p} does not exist")
+    return files
+
+
+def _batches(
+    files: list[tuple[Path, str]], max_files: int, max_bytes: int
+) -> list[list[tuple[Path, str]]]:
+    batches: list[list[tuple[Path, str]]] = []
+    cur: list[tuple[Path, str]] = []
+    size = 0
+    for f in files:
+        n = f[0].stat().st_size
+        if cur and (len(cur) >= max_files or size + n > max_bytes):
+            batches.append(cur)
+            cur, size = [], 0
+        cur.append(f)
+        size += n
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of DICOM.")],
+    collection: Annotated[str, typer.Option(help="Collection to submit to.")],
+    site: Annotated[str, typer.Option(help="Submitting site.")] = "",
+    parallel: Annotated[int, typer.Option(help="Uploads in flight.")] = 2,
+    batch_files: Annotated[int, typer.Option(help="Files per request.")] = 32,
+) -> None:
+    """Upload every file under PATHS; exit 0 only if every file was accepted."""
+    api = api_client(ctx)
+    files = _walk(paths)
+    if not files:
+        fail("no files found under " + ", ".join(str(p) for p in paths))
+    total = sum(f[0].stat().st_size for f in files)
+    batches = _batches(files, batch_files, 64 * 1024 * 1024)
+    accepted = 0
+    held: list[tuple[str, str]] = []
+    url = f"/api/intake/collections/{collection}/instances"
+    params = {"site": site} if site else {}
+
+    def send(batch: list[tuple[Path, str]]) -> tuple[dict[str, Any], int]:
+        parts = [("file", (name, path.read_bytes(), "application/dicom")) for path, name in batch]
+        resp = api.post(url, params=params, files=parts)
+        return resp.json(), sum(p.stat().st_size for p, _ in batch)
+
+    with (
+        Progress(
+            TextColumn("[bold]uploading[/bold] {task.fields[files]} files"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=not sys.stderr.isatty(),
+        ) as progress,
+        ThreadPoolExecutor(max(1, parallel)) as pool,
+    ):
+        task = progress.add_task("upload", total=total, files=len(files))
+        for result, size in pool.map(send, batches):
+            accepted += int(result.get("accepted_count", len(result.get("accepted", []))))
+            held += [(h["filename"], h["reason"]) for h in result.get("held", [])]
+            progress.advance(task, size)
+    out.print(f"accepted: {accepted}")
+    out.print(f"held: {len(held)}")
+    for name, reason in held:
+        out.print(f"  held {name}: {reason}", highlight=False)
+    if held:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option(help="Collection.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts per stage: received, held, de-identified, awaiting review, published."""
+    s = api_client(ctx).get(f"/api/qc/collections/{collection}/status").json()
+    if as_json:
+        out.print_json(data=s)
+        return
+    table = Table("stage", "instances", title=f"{collection}")
+    for key, label in (
+        ("received", "received"),
+        ("held", "held"),
+        ("deidentified", "de-identified"),
+        ("awaiting_review", "awaiting review"),
+        ("published", "published"),
+    ):
+        table.add_row(label, str(s.get(key, 0)))
+    out.print(table)
+
+
+@qc_app.command("publish")
+def qc_publish(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option(help="Collection.")],
+    series: Annotated[
+        list[str] | None, typer.Option(help="Series UID (repeat); default all awaiting review.")
+    ] = None,
+) -> None:
+    """Approve and publish series into the public catalog."""
+    r = (
+        api_client(ctx)
+        .post(f"/api/qc/collections/{collection}/publish", json={"series": series or []})
+        .json()
+    )
+    published = r.get("published", [])
+    out.print(
+        f"published {len(published)} series ({r.get('instances', 0)} instances) of {collection}"
+    )
+
+
+@profile_app.command("show")
+def profile_show(
+    ctx: typer.Context, collection: Annotated[str, typer.Option(help="Collection.")]
+) -> None:
+    """Show the current de-identification profile."""
+    out.print_json(data=api_client(ctx).get(f"/api/deid/collections/{collection}/profile").json())
+
+
+@profile_app.command("set")
+def profile_set(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option(help="Collection.")],
+    add: Annotated[list[str] | None, typer.Option(help="Option to add (repeat).")] = None,
+    remove: Annotated[list[str] | None, typer.Option(help="Option to remove (repeat).")] = None,
+    date_shift_scope: Annotated[str | None, typer.Option(help="patient or collection.")] = None,
+    require_id_map: Annotated[bool | None, typer.Option(help="Hold unmapped patients.")] = None,
+) -> None:
+    """Change the profile; every change is a new version."""
+    api = api_client(ctx)
+    path = f"/api/deid/collections/{collection}/profile"
+    current = api.get(path).json()
+    options = (set(current.get("options", [])) | set(add or [])) - set(remove or [])
+    body: dict[str, Any] = {"options": sorted(options)}
+    if date_shift_scope is not None:
+        body["date_shift_scope"] = date_shift_scope
+    if require_id_map is not None:
+        body["require_id_map"] = require_id_map
+    new = api.put(path, json=body).json()
+    out.print(
+        f"{collection}: profile version {new.get('version')} ({', '.join(new.get('options', []))})"
+    )
+
+
+@deid_app.command("idmap")
+def deid_idmap(
+    ctx: typer.Context,
+    csv_file: Annotated[Path, typer.Argument(help="CSV with header id_old,id_new.")],
+    collection: Annotated[str, typer.Option(help="Collection.")],
+) -> None:
+    """Upload a collection's patient ID map."""
+    if not csv_file.is_file():
+        fail(f"{csv_file} does not exist")
+    r = (
+        api_client(ctx)
+        .post(
+            f"/api/deid/collections/{collection}/idmap",
+            content=csv_file.read_bytes(),
+            headers={"Content-Type": "text/csv"},
+        )
+        .json()
+    )
+    out.print(f"loaded {r.get('loaded', 0)} ID map entries into {collection}")
+
+
+@deid_app.command("maps")
+def deid_maps(
+    ctx: typer.Context,
+    collection: Annotated[str, typer.Option(help="Collection.")],
+    kind: Annotated[str, typer.Option(help="uids or patients.")] = "uids",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default stdout).")
+    ] = None,
+) -> None:
+    """Export the old → new UID or patient map (CSV id_old,id_new)."""
+    if kind not in ("uids", "patients"):
+        fail("--kind must be uids or patients")
+    text = api_client(ctx).get(f"/api/deid/collections/{collection}/maps/{kind}.csv").text
+    if output:
+        output.write_text(text)
+        out.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,113 @@
+"""The gateway: one origin for clients in distributed mode, routing by path.
+
+The routes are the ones the Helm chart exposes:
+``/nbia-api/services/v4|v1/...`` (search → catalog, image downloads → download),
+``/nbia-api/oauth/token`` and ``/nbia-api/logout`` → auth, ``/api/<service>/...`` → that service.
+Bodies stream through in both directions; nothing is buffered or re-encoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from services.common.app import create_app
+from services.common.settings import SERVICES, Settings
+
+DOWNLOAD_ENDPOINTS = {"getImage", "getImageWithMD5Hash", "getSingleImage"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
+
+
+def upstream_for(path: str) -> str | None:
+    """Which service answers a path (None: no route)."""
+    parts = path.strip("/").split("/")
+    if parts[:2] in (["nbia-api", "oauth"], ["nbia-api", "logout"]):
+        return "auth"
+    if parts[:2] == ["nbia-api", "services"] and len(parts) >= 3:
+        return "download" if parts[-1] in DOWNLOAD_ENDPOINTS else "catalog"
+    if len(parts) >= 2 and parts[0] == "api" and parts[1] in SERVICES:
+        return parts[1]
+    return None
+
+
+def gateway_app(settings: Settings) -> FastAPI:
+    client: dict[str, httpx.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        client["http"] = httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, read=600.0), limits=httpx.Limits(max_connections=200)
+        )
+        try:
+            yield
+        finally:
+            await client["http"].aclose()
+
+    async def probe_all() -> None:
+        for name in SERVICES:
+            resp = await client["http"].get(settings.service_url(name).rstrip("/") + "/readyz")
+            if resp.status_code != 200:
+                raise ConnectionError(f"{name} is not ready")
+
+    app = create_app(
+        "imarc gateway",
+        lifespan=lifespan,
+        probes=lambda: [("services", probe_all)],
+        service="gateway",
+    )
+
+    @app.api_route(
+        "/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        include_in_schema=False,
+    )
+    async def proxy(path: str, request: Request) -> Any:
+        service = upstream_for("/" + path)
+        if service is None:
+            return PlainTextResponse(
+                f"no such endpoint: /{path}. The API lives under /nbia-api/services/v4/ and "
+                "/api/<service>/",
+                status_code=404,
+            )
+        url = settings.service_url(service).rstrip("/") + "/" + path
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        headers.append(("x-forwarded-for", request.client.host if request.client else ""))
+        upstream = client["http"].build_request(
+            request.method,
+            url,
+            params=request.query_params,
+            headers=headers,
+            content=request.stream(),
+        )
+        try:
+            resp = await client["http"].send(upstream, stream=True)
+        except httpx.ConnectError:
+            return PlainTextResponse(
+                f"the {service} service is not reachable; try again shortly", status_code=503
+            )
+        out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
+        return StreamingResponse(
+            resp.aiter_raw(),
+            status_code=resp.status_code,
+            headers=out_headers,
+            background=BackgroundTask(resp.aclose),
+        )
+
+    return app

@@ -1,0 +1,165 @@
+"""Distributed mode on one machine (`make up`): one `imarc serve` process per service plus
+the gateway, against the local PostgreSQL and RabbitMQ and an S3 endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from imarc.runtime import admin_credentials_path, prepare_embedded
+from services.common.settings import DEFAULT_PORTS, SERVICES, Settings
+
+DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/imarc"
+DEFAULT_BUS = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database named in ``url`` if it is missing."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password,
+        database="postgres",
+    )
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname=$1", u.database):
+            await conn.execute(f'CREATE DATABASE "{u.database}"')
+    finally:
+        await conn.close()
+
+
+class Stack:
+    """The processes of a distributed deployment on loopback."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        ports: dict[str, int] | None = None,
+        gateway_port: int = 8080,
+    ) -> None:
+        self.data_dir = data_dir
+        self.env = {**os.environ, **(env or {})}
+        self.ports = ports or dict(DEFAULT_PORTS)
+        self.gateway_port = gateway_port
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.s3: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def prepare(self) -> None:
+        env = self.env
+        env.setdefault("IMARC_DATABASE_URL", DEFAULT_DB)
+        env.setdefault("IMARC_BUS_URL", DEFAULT_BUS)
+        if not env.get("IMARC_STORE_URL"):
+            from moto.server import ThreadedMotoServer
+
+            port = free_port()
+            self.s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            self.s3.start()
+            env["IMARC_STORE_URL"] = (
+                f"s3://imarc:imarc-local@127.0.0.1:{port}?secure=false&region=us-east-1"
+            )
+        settings = prepare_embedded(Settings(data_dir=self.data_dir))
+        env.setdefault("IMARC_SECRET", settings.secret.get_secret_value())
+        env.setdefault("IMARC_ADMIN_USERNAME", settings.admin_username)
+        env.setdefault("IMARC_ADMIN_PASSWORD", settings.admin_password.get_secret_value())
+        env["IMARC_DATA_DIR"] = str(self.data_dir)
+        env["IMARC_AUTH_URL"] = f"http://127.0.0.1:{self.ports['auth']}"
+        for name in SERVICES:
+            env[f"IMARC_{name.upper()}_URL"] = f"http://127.0.0.1:{self.ports[name]}"
+        if env["IMARC_DATABASE_URL"].startswith("postgresql"):
+            asyncio.run(ensure_database(env["IMARC_DATABASE_URL"]))
+
+    def _spawn(self, name: str, port: int) -> None:
+        cmd = [sys.executable, "-m", "imarc", "serve", name, "--port", str(port)]
+        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log)
+
+    def start(self, timeout: float = 90) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        # auth first: the others fetch its JWKS
+        self._spawn("auth", self.ports["auth"])
+        self._wait(f"http://127.0.0.1:{self.ports['auth']}/readyz", timeout, "auth")
+        for name in SERVICES:
+            if name != "auth":
+                self._spawn(name, self.ports[name])
+        self._spawn("gateway", self.gateway_port)
+        self._wait(self.url + "/readyz", timeout, "the gateway and every service")
+
+    def _wait(self, url: str, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, p in self.procs.items():
+                if p.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {p.returncode}; see {self.data_dir / (name + '.log')}"
+                    )
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{what} did not become ready in {timeout:.0f}s")
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs.clear()
+        if self.s3 is not None:
+            self.s3.stop()
+            self.s3 = None
+
+
+def run_stack(data_dir: Path) -> None:
+    from imarc.demo import start_demo_loader
+
+    stack = Stack(data_dir)
+    try:
+        stack.start()
+    except RuntimeError as e:
+        stack.stop()
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from e
+    print(f"imarc (distributed) on {stack.url}; logs in {data_dir}/*.log")
+    print(f"admin credentials: {admin_credentials_path(Settings(data_dir=data_dir))}")
+    settings = prepare_embedded(Settings(data_dir=data_dir))
+    start_demo_loader(stack.url, settings)
+    try:
+        while all(p.poll() is None for p in stack.procs.values()):
+            time.sleep(1)
+        print("a service exited; stopping", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()

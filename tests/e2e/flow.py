@@ -1,0 +1,188 @@
+"""The whole flow, as a user sees it, shared by the embedded and distributed tests:
+submit good and bad files → held with reasons / de-identified → publish → NBIA search →
+download zip, checked with pydicom."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pydicom
+from pydicom.data import get_testdata_file
+
+from imarc.synth import SeriesSpec, ct_series
+
+COLLECTION = "E2E-Flow"
+DATE = re.compile(r"^\d{2}-\d{2}-\d{4}$")
+
+
+def good_files() -> list[tuple[str, bytes]]:
+    files = [
+        ("CT_small.dcm", Path(get_testdata_file("CT_small.dcm")).read_bytes()),
+        ("MR_small.dcm", Path(get_testdata_file("MR_small.dcm")).read_bytes()),
+    ]
+    spec = SeriesSpec(
+        patient_id="E2E-PAT-7", patient_name="FLOW^TESTER", slices=5, rows=64, columns=64
+    )
+    files += [(f"series/{i + 1}.dcm", b) for i, b in enumerate(ct_series(spec))]
+    return files
+
+
+def bad_files() -> list[tuple[str, bytes]]:
+    ct = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    ds = pydicom.dcmread(io.BytesIO(ct))
+    del ds.SOPInstanceUID
+    no_sop = io.BytesIO()
+    ds.save_as(no_sop, enforce_file_format=False)
+    return [
+        ("truncated.dcm", ct[:300]),
+        ("notes.txt", b"this is not a DICOM file, just some notes\n" * 20),
+        ("no-sop.dcm", no_sop.getvalue()),
+    ]
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    resp = await client.post(
+        "/nbia-api/oauth/token",
+        data={
+            "grant_type": "password",
+            "username": username,
+            "password": password,
+            "client_id": "nbia",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["token_type"].lower() == "bearer"
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+async def poll(check, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    resp = await client.post(
+        "/api/intake/collections",
+        headers=admin,
+        json={
+            "name": COLLECTION,
+            "licence": "CC-BY-4.0",
+            "access": "public",
+            "description": "end-to-end test",
+            "doi": "10.7937/e2e.flow",
+        },
+    )
+    assert resp.status_code == 201, resp.text
+
+    good, bad = good_files(), bad_files()
+    originals = [pydicom.dcmread(io.BytesIO(b)) for _, b in good]
+    parts = [("file", (n, b, "application/dicom")) for n, b in good[:3] + bad + good[3:]]
+    resp = await client.post(
+        f"/api/intake/collections/{COLLECTION}/instances",
+        params={"site": "site-1"},
+        files=parts,
+        headers=admin,
+    )
+    assert resp.status_code == 200, resp.text
+    sub = resp.json()
+    assert sub["accepted_count"] == len(good)
+    held = {h["filename"]: h["reason"] for h in sub["held"]}
+    assert set(held) == {"truncated.dcm", "notes.txt", "no-sop.dcm"}
+    assert "DICM" in held["notes.txt"] or "not a DICOM" in held["notes.txt"]
+    assert "SOPInstanceUID" in held["no-sop.dcm"]
+    assert "truncated" in held["truncated.dcm"].lower() or "unreadable" in held["truncated.dcm"]
+
+    async def all_deidentified() -> dict | None:  # type: ignore[type-arg]
+        r = await client.get(f"/api/qc/collections/{COLLECTION}/status", headers=admin)
+        s = r.json()
+        return s if s.get("deidentified") == len(good) else None
+
+    status = await poll(all_deidentified, what="every good file to be de-identified")
+    assert status["received"] == len(good)
+    assert status["held"] == len(bad)
+    assert status["awaiting_review"] == len(good)
+
+    resp = await client.post(
+        f"/api/qc/collections/{COLLECTION}/publish", headers=admin, json={"series": []}
+    )
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["published"]) == 3
+
+    async def listed() -> list | None:  # type: ignore[type-arg]
+        r = await client.get("/nbia-api/services/v4/getSeries", params={"Collection": COLLECTION})
+        return (
+            r.json() if r.status_code == 200 and r.content.strip() and len(r.json()) == 3 else None
+        )
+
+    series = await poll(listed, what="getSeries to list the published series")
+    orig_uids = {
+        str(getattr(d, k))
+        for d in originals
+        for k in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+    }
+    orig_ids = {str(d.PatientID) for d in originals}
+    by_modality = {}
+    for row in series:
+        assert row["Collection"] == COLLECTION
+        assert None not in row.values(), "null fields are left out"
+        assert row["SeriesInstanceUID"] not in orig_uids
+        assert row["PatientID"] not in orig_ids and row["PatientID"].startswith(COLLECTION)
+        assert row["LicenseName"] == "CC BY 4.0"
+        assert row["Authorized"] == 1
+        assert DATE.match(row["DateReleased"])
+        if "SeriesDate" in row:
+            assert DATE.match(row["SeriesDate"])
+        by_modality.setdefault(row["Modality"], []).append(row)
+    assert sorted(by_modality) == ["CT", "MR"]
+    assert sorted(r["ImageCount"] for r in series) == [1, 1, 5]
+
+    anon = await client.get("/nbia-api/services/v4/getCollectionValues")
+    assert {"Collection": COLLECTION} in anon.json()
+
+    for row in series:
+        uid = row["SeriesInstanceUID"]
+        r = await client.get(
+            "/nbia-api/services/v4/getImage",
+            params={"SeriesInstanceUID": uid, "NewFileNames": "Yes", "IncludeMD5": "Yes"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers.get("content-encoding") is None
+        z = zipfile.ZipFile(io.BytesIO(r.content))
+        names = z.namelist()
+        assert names[0] == "LICENSE"
+        assert (
+            f"The {COLLECTION} collection is distributed under the CC BY 4.0"
+            in z.read("LICENSE").decode()
+        )
+        dcms = [n for n in names if n.endswith(".dcm")]
+        assert len(dcms) == row["ImageCount"]
+        assert names[-1] == "md5hashes.csv"
+        datasets = [pydicom.dcmread(io.BytesIO(z.read(n))) for n in dcms]
+        sops = {str(d.SOPInstanceUID) for d in datasets}
+        for d in datasets:
+            assert str(d.PatientName) == row["PatientID"] == str(d.PatientID)
+            assert str(d.SOPInstanceUID) not in orig_uids
+            assert str(d.StudyInstanceUID) not in orig_uids
+            assert d.file_meta.MediaStorageSOPInstanceUID == d.SOPInstanceUID
+            assert d.PatientIdentityRemoved == "YES"
+            if "ReferencedImageSequence" in d:
+                for item in d.ReferencedImageSequence:
+                    if row["ImageCount"] > 1:  # the generated series refers to its first slice
+                        assert str(item.ReferencedSOPInstanceUID) in sops
+        size = await client.get(
+            "/nbia-api/services/v4/getSeriesSize", params={"SeriesInstanceUID": uid}
+        )
+        assert size.json()[0]["ObjectCount"] == row["ImageCount"]

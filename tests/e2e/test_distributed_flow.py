@@ -1,0 +1,53 @@
+"""End to end in distributed mode: one `imarc serve` process per service plus the gateway,
+against the real PostgreSQL and RabbitMQ and an S3 endpoint (moto) on loopback."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from imarc.stack import Stack, free_port
+from services.common.settings import SERVICES
+from tests.e2e.flow import login, run_flow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.s3]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, postgres_url: str, rabbit_url: str) -> Iterator[Stack]:
+    run = uuid.uuid4().hex[:8]
+    db_url = postgres_url.rsplit("/", 1)[0] + f"/imarc_e2e_{run}"
+    env = {
+        "IMARC_DATABASE_URL": db_url,
+        "IMARC_BUS_URL": rabbit_url,
+        "IMARC_BUS_PREFIX": f"e2e-{run}.",
+        "IMARC_STORE_URL": "",
+        "IMARC_BUS_RETRY_BASE_SECONDS": "0.1",
+    }
+    s = Stack(
+        tmp_path / "stack",
+        env=env,
+        ports={n: free_port() for n in SERVICES},
+        gateway_port=free_port(),
+    )
+    try:
+        s.start(timeout=120)
+        yield s
+    finally:
+        s.stop()
+        for log in sorted((tmp_path / "stack").glob("*.log")):
+            text = log.read_text(errors="replace")
+            if "Traceback" in text:
+                print(f"--- {log.name}\n{text[-4000:]}")
+
+
+async def test_submit_to_download_distributed(stack: Stack) -> None:
+    creds = json.loads((stack.data_dir / "admin-credentials.json").read_text())
+    async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
+        admin = await login(client, creds["username"], creds["password"])
+        await run_flow(client, admin)
