@@ -63,9 +63,13 @@ def root(
 
 @app.command()
 def up(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    data_dir: Annotated[Path, typer.Option(help="Where data is kept.")] = Path("var"),
+    host: Annotated[
+        str, typer.Option(envvar="IMARC_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="IMARC_PORT", help="Port to listen on.")] = 8080,
+    data_dir: Annotated[
+        Path, typer.Option(envvar="IMARC_DATA_DIR", help="Where data is kept.")
+    ] = Path("var"),
     demo: Annotated[bool, typer.Option(help="Load the demo collection on first start.")] = True,
 ) -> None:
     """Run the whole platform in one process (embedded mode)."""

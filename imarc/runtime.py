@@ -163,16 +163,26 @@ class Runtime:
             concurrency=consumer.concurrency,
         )
 
+    @property
+    def replica(self) -> bool:
+        """A replica site reads a replicated database: it migrates, consumes and relays
+        nothing, and its services refuse writes (the primary's changes arrive by
+        replication)."""
+        return self.settings.site_role == "replica"
+
     async def start(self) -> None:
         await self.store.ensure_zones()
         await self.bus.start()
-        await self.migrate()
+        if not self.replica:
+            await self.migrate()
         for ctx in self.contexts.values():
             ctx.executor = self.cpu_executor() if ctx.name == "deid" else None
         # auth first: the others verify tokens with its keys
         for spec in sorted(self.specs, key=lambda s: s.name != "auth"):
             if spec.on_start:
                 await spec.on_start(self.contexts[spec.name])
+        if self.replica:
+            return
         for spec in self.specs:
             ctx = self.contexts[spec.name]
             for consumer in spec.consumers(ctx):
@@ -223,6 +233,16 @@ class Runtime:
         app = create_app(title, lifespan=lifespan, probes=self.probes, service=service)
         app.state.verifier = self.verifier
         app.state.runtime = self
+        if "auth" in self.contexts:
+            # The auth service's revocation list (set in its on_start): logout, revoked
+            # and disabled accounts' tokens are refused by every service in this process.
+            auth_state = self.contexts["auth"].state
+
+            async def is_revoked(claims: dict[str, Any]) -> bool:
+                check = auth_state.get("is_revoked")
+                return bool(check is not None and await check(claims))
+
+            app.state.is_revoked = is_revoked
         for spec in self.specs:
             app.include_router(spec.router(self.contexts[spec.name]))
         return app
