@@ -1,0 +1,354 @@
+"""HTTP routes of the intake service (``/api/intake``)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import tempfile
+import zipfile
+import zlib
+from contextlib import AsyncExitStack
+from email.message import Message
+from typing import Annotated, Any, BinaryIO, cast
+from urllib.parse import unquote
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import UploadFile
+from starlette.types import Message as AsgiMessage
+
+from services.common.events import Licence
+from services.common.security import AuthenticatedPrincipal, forbid
+from services.common.service import ServiceContext
+from services.intake import domain, handlers
+from services.intake.handlers import Upload, UploadUnreadable
+from services.intake.models import Collection
+from services.intake.schemas import (
+    AcceptedFile,
+    CollectionCreate,
+    CollectionOut,
+    CollectionPatch,
+    CountsOut,
+    HeldFile,
+    HeldInstanceOut,
+    SubmissionOut,
+)
+
+#: Request bodies up to this size stay in memory; larger ones go to a temporary file.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+MAX_FILES = 100_000
+ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "application/x-zip"})
+FILE_TYPES = frozenset({"application/dicom", "application/octet-stream"})
+DEFAULT_FILENAME = "upload.dcm"
+REPLICA = "this site is a read replica; send submissions to the primary site"
+
+SUBMIT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            "One DICOM file (application/dicom; name in X-Filename or Content-Disposition), "
+            "several as multipart/form-data parts named `file`, or a zip of folders of files "
+            "(application/zip)."
+        ),
+        "content": {
+            "application/dicom": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            },
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def no_collection(name: str) -> HTTPException:
+    return HTTPException(
+        404,
+        f"no collection named {name}; create it with "
+        f"`imarc collections create {name} --licence ID`",
+    )
+
+
+def _licence(licence_id: str) -> Licence:
+    try:
+        return domain.resolve_licence(licence_id)
+    except domain.UnknownLicence as e:
+        raise HTTPException(400, str(e)) from None
+
+
+def router(ctx: ServiceContext) -> APIRouter:
+    r = APIRouter(prefix="/api/intake", tags=["intake"])
+
+    async def collection_or_404(name: str) -> Collection:
+        async with ctx.db.session() as s:
+            c = await handlers.get_collection(s, name)
+        if c is None:
+            raise no_collection(name)
+        return c
+
+    @r.post("/collections", status_code=201, response_model=CollectionOut)
+    async def create_collection(
+        body: CollectionCreate, principal: AuthenticatedPrincipal
+    ) -> CollectionOut:
+        if not principal.can_manage():
+            raise forbid("create collections")
+        licence = _licence(body.licence)
+        try:
+            async with ctx.messaging.transaction() as tx:
+                c = await handlers.register_collection(
+                    tx,
+                    ctx.source,
+                    name=body.name,
+                    licence=licence,
+                    access=body.access,
+                    description=body.description,
+                    doi=body.doi,
+                    require_id_map=body.require_id_map,
+                    by=principal.subject,
+                )
+        except (handlers.CollectionExists, IntegrityError):
+            raise HTTPException(409, f"collection {body.name} already exists") from None
+        return CollectionOut.of(c)
+
+    @r.get("/collections", response_model=list[CollectionOut])
+    async def list_collections(_: AuthenticatedPrincipal) -> list[CollectionOut]:
+        async with ctx.db.session() as s:
+            rows = await s.scalars(select(Collection).order_by(Collection.name))
+            return [CollectionOut.of(c) for c in rows]
+
+    @r.get("/collections/{name}", response_model=CollectionOut)
+    async def get_collection(name: str, _: AuthenticatedPrincipal) -> CollectionOut:
+        return CollectionOut.of(await collection_or_404(name))
+
+    @r.patch("/collections/{name}", response_model=CollectionOut)
+    async def patch_collection(
+        name: str, body: CollectionPatch, principal: AuthenticatedPrincipal
+    ) -> CollectionOut:
+        await collection_or_404(name)
+        if not principal.can_manage(name):
+            raise forbid(f"change collection {name}")
+        licence = _licence(body.licence) if body.licence is not None else None
+        async with ctx.messaging.transaction() as tx:
+            c = await handlers.get_collection(tx.session, name)
+            if c is None:
+                raise no_collection(name)
+            c = await handlers.update_collection(
+                tx,
+                ctx.source,
+                c,
+                licence=licence,
+                access=body.access,
+                description=body.description,
+                doi=body.doi,
+                require_id_map=body.require_id_map,
+            )
+        return CollectionOut.of(c)
+
+    @r.post(
+        "/collections/{name}/instances", response_model=SubmissionOut, openapi_extra=SUBMIT_BODY
+    )
+    async def submit(
+        name: str,
+        request: Request,
+        principal: AuthenticatedPrincipal,
+        site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
+    ) -> SubmissionOut:
+        """Submit DICOM files: each is accepted into quarantine or held with its reason."""
+        if ctx.settings.site_role == "replica":
+            raise HTTPException(503, REPLICA)
+        await collection_or_404(name)
+        if not site and len(principal.sites) == 1:
+            site = next(iter(principal.sites))  # a token for one site says where files come from
+        if not principal.can_submit(name, site):
+            what = f"submit to collection {name}" + (f" for site {site}" if site else "")
+            raise forbid(what)
+        async with AsyncExitStack() as stack:
+            uploads = await _uploads(request, stack, ctx.settings.intake_max_upload_bytes)
+            try:
+                result = await handlers.receive(ctx, name, site, principal.subject, uploads)
+            except handlers.StoreUnavailable:
+                raise HTTPException(
+                    503,
+                    "the object store did not take the files; nothing was recorded, "
+                    "so send the submission again",
+                ) from None
+        accepted: list[AcceptedFile] = []
+        held: list[HeldFile] = []
+        for f in result.files:
+            if isinstance(f.verdict, domain.Accepted):
+                accepted.append(
+                    AcceptedFile(
+                        filename=f.filename,
+                        instance_id=f.instance_id,
+                        sop_instance_uid=f.verdict.sop_instance_uid,
+                    )
+                )
+            else:
+                held.append(HeldFile(filename=f.filename, reason=f.verdict.reason))
+        return SubmissionOut(
+            submission_id=result.submission_id,
+            collection=result.collection,
+            site=result.site,
+            accepted=accepted,
+            held=held,
+            accepted_count=len(accepted),
+            held_count=len(held),
+        )
+
+    @r.get("/collections/{name}/held", response_model=list[HeldInstanceOut])
+    async def held(
+        name: str,
+        principal: AuthenticatedPrincipal,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[HeldInstanceOut]:
+        """Files held at intake, oldest first."""
+        await collection_or_404(name)
+        if not principal.can_curate(name):
+            raise forbid(f"see the held files of {name}")
+        async with ctx.db.session() as s:
+            rows = await handlers.held_files(s, name, limit=limit, offset=offset)
+        return [HeldInstanceOut.of(h) for h in rows]
+
+    @r.get("/collections/{name}/counts", response_model=CountsOut)
+    async def counts(name: str, principal: AuthenticatedPrincipal) -> CountsOut:
+        await collection_or_404(name)
+        if not (principal.can_curate(name) or principal.can_submit(name)):
+            raise forbid(f"see the counts of {name}")
+        async with ctx.db.session() as s:
+            received, held = await handlers.counts(s, name)
+        return CountsOut(received=received, held=held)
+
+    return r
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+
+async def _uploads(request: Request, stack: AsyncExitStack, limit: int) -> list[Upload]:
+    """The files of a submission body; big bodies are streamed to a temporary file."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise HTTPException(413, domain.upload_too_large(limit))
+    request = _capped(request, limit)
+    ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=MAX_FILES, max_fields=1000)
+        stack.push_async_callback(form.close)
+        parts = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
+        if not parts:
+            raise HTTPException(
+                400, "the form has no part named `file`; send each DICOM file as a `file` part"
+            )
+        return [
+            Upload(_clip(p.filename or DEFAULT_FILENAME), functools.partial(_read_all, p.file))
+            for p in parts
+        ]
+    if ctype in ZIP_TYPES:
+        body = await _spool(request, stack)
+        archive = await asyncio.to_thread(_open_zip, body.file)
+        stack.callback(archive.close)
+        entries = [
+            i for i in archive.infolist() if not domain.skip_zip_entry(i.filename, i.is_dir())
+        ]
+        if not entries:
+            raise HTTPException(400, "the zip holds no files; zip the folder of DICOM files")
+        if len(entries) > MAX_FILES:
+            raise HTTPException(
+                413, f"the zip holds {len(entries)} files, more than {MAX_FILES}; split it"
+            )
+        problem = domain.zip_too_large(sum(i.file_size for i in entries), limit)
+        if problem:
+            raise HTTPException(413, problem)
+        return [
+            Upload(_clip(i.filename), functools.partial(_read_entry, archive, i)) for i in entries
+        ]
+    if ctype in FILE_TYPES or not ctype:
+        body = await _spool(request, stack)
+        if not body.size:
+            raise HTTPException(400, "the request body is empty; send the DICOM file as the body")
+        return [Upload(_filename(request), functools.partial(_read_all, body.file))]
+    raise HTTPException(
+        415,
+        f"cannot take {ctype} here; send application/dicom, multipart/form-data or application/zip",
+    )
+
+
+def _capped(request: Request, limit: int) -> Request:
+    """The same request, refusing (413) once its body passes ``limit`` bytes: a body without
+    Content-Length (chunked) cannot fill the disk either."""
+    seen = 0
+
+    async def receive() -> AsgiMessage:
+        nonlocal seen
+        message = await request.receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, domain.upload_too_large(limit))
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def _spool(request: Request, stack: AsyncExitStack) -> UploadFile:
+    # Starlette's UploadFile writes in a thread once the spool has rolled over to disk.
+    spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY))  # noqa: SIM115
+    body = UploadFile(cast(BinaryIO, spool), size=0)
+    async for chunk in request.stream():
+        if chunk:
+            await body.write(chunk)
+    return body
+
+
+def _read_all(f: BinaryIO) -> bytes:
+    f.seek(0)
+    return f.read()
+
+
+def _open_zip(f: BinaryIO) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise HTTPException(
+            400,
+            f"the body is not a readable zip file ({e}); send a .zip archive, "
+            "or the DICOM files themselves",
+        ) from None
+
+
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One zip entry's bytes; never more than its header declares (the size guard relies
+    on that)."""
+    if info.flag_bits & 0x1:
+        raise UploadUnreadable("the zip entry is encrypted; zip the files without a password")
+    try:
+        with archive.open(info) as f:
+            data = f.read(info.file_size + 1)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError) as e:
+        raise UploadUnreadable(f"the zip entry could not be unpacked: {e}") from None
+    if len(data) > info.file_size:
+        raise UploadUnreadable("the zip entry unpacks to more bytes than its header declares")
+    return data
+
+
+def _filename(request: Request) -> str:
+    name = request.headers.get("x-filename")
+    if name:
+        return _clip(unquote(name))
+    disposition = request.headers.get("content-disposition")
+    if disposition:
+        m = Message()
+        m["content-disposition"] = disposition
+        if found := m.get_filename():
+            return _clip(found)
+    return DEFAULT_FILENAME
+
+
+def _clip(name: str) -> str:
+    return name[:1024] or DEFAULT_FILENAME

@@ -1,0 +1,26 @@
+"""How the intake service plugs into a runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.common.service import ServiceContext, ServiceSpec
+from services.intake.api import router
+from services.intake.models import metadata
+
+
+async def _check(ctx: ServiceContext) -> None:
+    if not ctx.settings.secret.get_secret_value():
+        # Instance ids and quarantine keys are keyed hashes of PatientID and UIDs: without
+        # a secret they would be guessable from the PHI they stand for.
+        raise RuntimeError("IMARC_SECRET is not set; intake needs it to name instances")
+
+
+def spec() -> ServiceSpec:
+    return ServiceSpec(
+        name="intake",
+        metadata=metadata,
+        migrations=Path(__file__).with_name("migrations"),
+        router=router,
+        on_start=_check,
+    )

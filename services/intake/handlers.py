@@ -1,0 +1,384 @@
+"""What intake does: register collections, and take a submission's files into quarantine.
+
+Intake consumes no events; its units of work start from HTTP requests. Each function takes
+the ports it needs and stages its events in the same transaction as its rows (outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.events import (
+    CollectionUpdated,
+    Event,
+    InstanceHeld,
+    InstanceReceived,
+    Licence,
+    ObjectRef,
+)
+from services.common.messaging import Transaction
+from services.common.metrics import INSTANCES_HELD, INSTANCES_RECEIVED
+from services.common.service import ServiceContext
+from services.common.store import StoredObject
+from services.intake import domain
+from services.intake.models import Collection, HeldInstance, ReceivedInstance, Submission
+
+log = logging.getLogger("imarc.intake")
+
+#: Files of one submission in flight at once (read, parsed, written): bounds memory to a few
+#: files whatever the submission's size, keeps both cores busy and leaves worker threads for
+#: other requests.
+PARALLEL = 8
+
+
+class CollectionExists(Exception):
+    pass
+
+
+class StoreUnavailable(Exception):
+    """The object store refused a write; nothing of the submission was recorded."""
+
+
+class UploadUnreadable(Exception):
+    """A submitted file whose bytes cannot be had (e.g. a damaged zip entry); the message
+    is the hold reason."""
+
+
+# -- collections -----------------------------------------------------------------------------
+
+
+def collection_updated(c: Collection, source: str) -> Event:
+    return CollectionUpdated(
+        name=c.name,
+        licence=Licence(id=c.licence_id, name=c.licence_name, url=c.licence_url),
+        access=c.access,  # type: ignore[arg-type]
+        description=c.description,
+        doi=c.doi,
+        require_id_map=c.require_id_map,
+    ).event(source, subject=c.name)
+
+
+async def get_collection(session: AsyncSession, name: str) -> Collection | None:
+    return await session.get(Collection, name)
+
+
+async def register_collection(
+    tx: Transaction,
+    source: str,
+    *,
+    name: str,
+    licence: Licence,
+    access: str,
+    description: str,
+    doi: str,
+    require_id_map: bool,
+    by: str,
+) -> Collection:
+    if await tx.session.get(Collection, name) is not None:
+        raise CollectionExists(name)
+    now = datetime.now(UTC)
+    c = Collection(
+        name=name,
+        licence_id=licence.id,
+        licence_name=licence.name,
+        licence_url=licence.url,
+        access=access,
+        description=description,
+        doi=doi,
+        require_id_map=require_id_map,
+        created_by=by,
+        created_at=now,
+        updated_at=now,
+    )
+    tx.session.add(c)
+    await tx.session.flush()
+    tx.emit(collection_updated(c, source))
+    return c
+
+
+async def update_collection(
+    tx: Transaction, source: str, c: Collection, *, licence: Licence | None, **changes: Any
+) -> Collection:
+    """Apply the given changes (None means unchanged) and announce the new record."""
+    if licence is not None:
+        c.licence_id, c.licence_name, c.licence_url = licence.id, licence.name, licence.url
+    for field, value in changes.items():
+        if value is not None:
+            setattr(c, field, value)
+    c.updated_at = datetime.now(UTC)
+    tx.session.add(c)
+    await tx.session.flush()
+    tx.emit(collection_updated(c, source))
+    return c
+
+
+# -- submissions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One submitted file: its name and how to get its bytes (blocking; runs in a worker
+    thread, may raise UploadUnreadable)."""
+
+    filename: str
+    read: Callable[[], bytes]
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    filename: str
+    instance_id: str
+    verdict: domain.Verdict
+    obj: StoredObject | None
+    #: When its object write finished; of several files with one key the last write wins.
+    written: int
+
+    @property
+    def accepted(self) -> domain.Accepted | None:
+        return self.verdict if isinstance(self.verdict, domain.Accepted) else None
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    submission_id: str
+    collection: str
+    site: str
+    files: list[FileOutcome]
+
+    @property
+    def accepted(self) -> list[FileOutcome]:
+        return [f for f in self.files if f.accepted]
+
+    @property
+    def held(self) -> list[FileOutcome]:
+        return [f for f in self.files if not f.accepted]
+
+
+def _read_and_inspect(upload: Upload) -> tuple[bytes | None, domain.Verdict]:
+    try:
+        data = upload.read()
+    except UploadUnreadable as e:
+        return None, domain.Held("unpack_failed", str(e))
+    return data, domain.inspect(data)
+
+
+async def receive(
+    ctx: ServiceContext, collection: str, site: str, submitted_by: str, uploads: Sequence[Upload]
+) -> SubmissionResult:
+    """Take a submission's files into quarantine.
+
+    Each file is read and its header checked in a worker thread, then written to the
+    quarantine zone: an accepted instance under its stable key (a re-sent instance replaces
+    itself), anything else under a fresh ``held/`` key, never dropped. Once every object is
+    written, one transaction records the submission, upserts the received instances, adds
+    the held files and stages their events.
+    """
+    secret = ctx.settings.secret.get_secret_value().encode()
+    key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    finished = itertools.count()
+    outcomes: list[FileOutcome | None] = [None] * len(uploads)
+    todo = iter(enumerate(uploads))
+
+    async def take(upload: Upload) -> FileOutcome:
+        data, verdict = await asyncio.to_thread(_read_and_inspect, upload)
+        if isinstance(verdict, domain.Accepted):
+            iid = domain.instance_id(
+                secret, collection, verdict.patient_id, verdict.sop_instance_uid
+            )
+            key = domain.quarantine_key(collection, iid)
+        else:
+            iid = uuid.uuid4().hex
+            key = domain.held_key(collection, iid)
+        obj = None
+        # Two files of one batch with the same instance: writes of a key take turns, so the
+        # row recorded (the last write) describes the object that stays.
+        async with key_locks[key]:
+            if data is not None:
+                try:
+                    obj = await ctx.store.put("quarantine", key, data)
+                except Exception as e:
+                    raise StoreUnavailable(f"{type(e).__name__}: {e}") from e
+            written = next(finished)
+        return FileOutcome(upload.filename, iid, verdict, obj, written)
+
+    async def worker() -> None:
+        for i, upload in todo:  # workers share one iterator: each takes the next file
+            outcomes[i] = await take(upload)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(PARALLEL, len(uploads))):
+                group.create_task(worker())
+    except ExceptionGroup as eg:
+        refused = eg.subgroup(StoreUnavailable)
+        if refused is None:
+            raise
+        log.error("quarantine writes for %s failed: %s", collection, refused.exceptions[0])
+        raise refused.exceptions[0] from eg
+    files = [f for f in outcomes if f is not None]
+    result = SubmissionResult(uuid.uuid4().hex, collection, site, files)
+    await _record(ctx, result, submitted_by)
+    for f in result.files:
+        if isinstance(f.verdict, domain.Held):
+            INSTANCES_HELD.labels("intake", f.verdict.code).inc()
+    if result.accepted:
+        INSTANCES_RECEIVED.labels(collection).inc(len(result.accepted))
+    return result
+
+
+async def _record(ctx: ServiceContext, result: SubmissionResult, submitted_by: str) -> None:
+    now = datetime.now(UTC)
+    latest: dict[str, FileOutcome] = {}
+    for f in result.accepted:
+        if f.instance_id not in latest or f.written > latest[f.instance_id].written:
+            latest[f.instance_id] = f
+    received: list[dict[str, Any]] = []
+    events: list[Event] = []
+    for f in result.files:
+        accepted = f.accepted
+        if accepted is not None and latest[f.instance_id] is f:
+            assert f.obj is not None
+            received.append(_received_row(result, f, accepted, now))
+            events.append(
+                InstanceReceived(
+                    instance_id=f.instance_id,
+                    collection=result.collection,
+                    site=result.site,
+                    filename=f.filename,
+                    object=ObjectRef(
+                        zone="quarantine", key=f.obj.key, size=f.obj.size, sha256=f.obj.sha256
+                    ),
+                ).event(ctx.source, subject=f.instance_id)
+            )
+        elif accepted is None:
+            assert isinstance(f.verdict, domain.Held)
+            events.append(
+                InstanceHeld(
+                    instance_id=f.instance_id,
+                    collection=result.collection,
+                    site=result.site,
+                    filename=f.filename,
+                    stage="intake",
+                    reason=f.verdict.reason,
+                ).event(ctx.source, subject=f.instance_id)
+            )
+    held = [_held_row(result, f, now) for f in result.held]
+
+    async with ctx.messaging.transaction() as tx:
+        s = tx.session
+        await s.execute(
+            insert(Submission).values(
+                id=result.submission_id,
+                collection=result.collection,
+                site=result.site,
+                submitted_by=submitted_by,
+                received_at=now,
+                accepted_count=len(result.accepted),
+                held_count=len(held),
+            )
+        )
+        if received:
+            await s.execute(_upsert_received(ctx.db.is_sqlite), received)
+        if held:
+            await s.execute(insert(HeldInstance), held)
+        tx.emit(*events)
+
+
+def _received_row(
+    result: SubmissionResult, f: FileOutcome, a: domain.Accepted, now: datetime
+) -> dict[str, Any]:
+    assert f.obj is not None
+    return {
+        "instance_id": f.instance_id,
+        "collection": result.collection,
+        "site": result.site,
+        "submission_id": result.submission_id,
+        "filename": f.filename,
+        "key": f.obj.key,
+        "size": f.obj.size,
+        "sha256": f.obj.sha256,
+        "patient_id": a.patient_id,
+        "study_instance_uid": a.study_instance_uid,
+        "series_instance_uid": a.series_instance_uid,
+        "sop_instance_uid": a.sop_instance_uid,
+        "sop_class_uid": a.sop_class_uid,
+        "modality": a.modality,
+        "first_received_at": now,
+        "received_at": now,
+        "times_received": 1,
+    }
+
+
+def _held_row(result: SubmissionResult, f: FileOutcome, now: datetime) -> dict[str, Any]:
+    assert isinstance(f.verdict, domain.Held)
+    return {
+        "id": f.instance_id,
+        "collection": result.collection,
+        "site": result.site,
+        "submission_id": result.submission_id,
+        "filename": f.filename,
+        "key": f.obj.key if f.obj else None,
+        "size": f.obj.size if f.obj else 0,
+        "sha256": f.obj.sha256 if f.obj else "",
+        "reason": f.verdict.reason,
+        "received_at": now,
+    }
+
+
+_REPLACED = (
+    "site", "submission_id", "filename", "key", "size", "sha256", "patient_id",
+    "study_instance_uid", "series_instance_uid", "sop_instance_uid", "sop_class_uid",
+    "modality", "received_at",
+)  # fmt: skip
+
+
+def _upsert_received(is_sqlite: bool) -> Any:
+    """INSERT ... ON CONFLICT (instance_id) DO UPDATE: a re-sent instance replaces its row."""
+    stmt = (sqlite.insert if is_sqlite else postgresql.insert)(ReceivedInstance)
+    return stmt.on_conflict_do_update(
+        index_elements=[ReceivedInstance.instance_id],
+        set_={
+            **{c: stmt.excluded[c] for c in _REPLACED},
+            "times_received": ReceivedInstance.times_received + 1,
+        },
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+async def counts(session: AsyncSession, collection: str) -> tuple[int, int]:
+    received = await session.scalar(
+        select(func.count())
+        .select_from(ReceivedInstance)
+        .where(ReceivedInstance.collection == collection)
+    )
+    held = await session.scalar(
+        select(func.count()).select_from(HeldInstance).where(HeldInstance.collection == collection)
+    )
+    return int(received or 0), int(held or 0)
+
+
+async def held_files(
+    session: AsyncSession, collection: str, *, limit: int, offset: int
+) -> list[HeldInstance]:
+    rows = await session.scalars(
+        select(HeldInstance)
+        .where(HeldInstance.collection == collection)
+        .order_by(HeldInstance.received_at, HeldInstance.filename)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows)

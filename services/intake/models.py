@@ -1,0 +1,99 @@
+"""Tables the intake service owns: collections, submissions, received and held instances."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.messaging import messaging_tables
+
+metadata = MetaData()
+outbox, inbox = messaging_tables(metadata)
+
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Collection(Base):
+    """A collection registered for submission; its record travels as collection.updated."""
+
+    __tablename__ = "collections"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    licence_id: Mapped[str] = mapped_column(String(64))
+    licence_name: Mapped[str] = mapped_column(String(200))
+    licence_url: Mapped[str] = mapped_column(String(500))
+    access: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    doi: Mapped[str] = mapped_column(String(200), default="")
+    require_id_map: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Submission(Base):
+    """One upload request: who sent how many files for which collection and site."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name"), index=True)
+    site: Mapped[str] = mapped_column(String(64))
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    accepted_count: Mapped[int]
+    held_count: Mapped[int]
+
+
+class ReceivedInstance(Base):
+    """An instance in quarantine, one row per instance_id: a re-sent instance updates it.
+
+    This is the quarantine side, so the original UIDs and PatientID are kept here (never
+    in object keys, never in events).
+    """
+
+    __tablename__ = "received_instances"
+
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name"), index=True)
+    site: Mapped[str] = mapped_column(String(64))
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"))
+    filename: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(Text)
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    first_received_at: Mapped[datetime] = mapped_column(Timestamp)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    times_received: Mapped[int] = mapped_column(default=1)
+
+
+class HeldInstance(Base):
+    """A file intake could not accept; its bytes stay in quarantine under ``key``."""
+
+    __tablename__ = "held_instances"
+    __table_args__ = (
+        Index("ix_held_instances_collection_received_at", "collection", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection: Mapped[str] = mapped_column(ForeignKey("collections.name"))
+    site: Mapped[str] = mapped_column(String(64))
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"))
+    filename: Mapped[str] = mapped_column(Text)
+    key: Mapped[str | None] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -1,0 +1,117 @@
+"""Shapes of the intake HTTP API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from services.common.events import Licence
+from services.intake import domain
+from services.intake.models import Collection, HeldInstance
+
+Access = Literal["public", "limited"]
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time intake stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(description="case-sensitive identifier, e.g. Demo-CT")
+    licence: str = Field(description=f"licence id: one of {', '.join(domain.LICENCES)}")
+    access: Access = "public"
+    description: str = Field("", max_length=20_000)
+    doi: str = Field("", max_length=200)
+    require_id_map: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not domain.COLLECTION_NAME.fullmatch(v):
+            raise ValueError(domain.COLLECTION_NAME_RULE)
+        return v
+
+
+class CollectionPatch(BaseModel):
+    licence: str | None = None
+    access: Access | None = None
+    description: str | None = Field(None, max_length=20_000)
+    doi: str | None = Field(None, max_length=200)
+    require_id_map: bool | None = None
+
+
+class CollectionOut(BaseModel):
+    name: str
+    licence: Licence
+    access: Access
+    description: str
+    doi: str
+    require_id_map: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, c: Collection) -> CollectionOut:
+        return cls(
+            name=c.name,
+            licence=Licence(id=c.licence_id, name=c.licence_name, url=c.licence_url),
+            access=c.access,  # type: ignore[arg-type]
+            description=c.description,
+            doi=c.doi,
+            require_id_map=c.require_id_map,
+            created_at=utc(c.created_at),
+            updated_at=utc(c.updated_at),
+        )
+
+
+class AcceptedFile(BaseModel):
+    filename: str
+    instance_id: str
+    sop_instance_uid: str
+
+
+class HeldFile(BaseModel):
+    filename: str
+    reason: str
+
+
+class SubmissionOut(BaseModel):
+    submission_id: str
+    collection: str
+    site: str
+    accepted: list[AcceptedFile]
+    held: list[HeldFile]
+    accepted_count: int
+    held_count: int
+
+
+class HeldInstanceOut(BaseModel):
+    id: str
+    filename: str
+    reason: str
+    received_at: datetime
+    site: str
+    submission_id: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, h: HeldInstance) -> HeldInstanceOut:
+        return cls(
+            id=h.id,
+            filename=h.filename,
+            reason=h.reason,
+            received_at=utc(h.received_at),
+            site=h.site,
+            submission_id=h.submission_id,
+            size=h.size,
+            sha256=h.sha256,
+        )
+
+
+class CountsOut(BaseModel):
+    received: int = Field(description="distinct instances in quarantine")
+    held: int = Field(description="files held at intake")

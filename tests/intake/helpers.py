@@ -1,0 +1,78 @@
+"""DICOM to submit and ways to look at what intake recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from typing import Any
+
+import pydicom
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from services.common.events import Event
+from services.intake.models import outbox
+from tests.harness import Platform, auth_header, mint
+
+SUBMIT = "/api/intake/collections/{}/instances"
+
+
+def sample(name: str) -> bytes:
+    path = get_testdata_file(name)
+    assert path is not None, name
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def ct() -> bytes:
+    return sample("CT_small.dcm")
+
+
+def mr() -> bytes:
+    return sample("MR_small.dcm")
+
+
+def encode(ds: Dataset) -> bytes:
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def ct_dataset() -> Dataset:
+    return pydicom.dcmread(io.BytesIO(ct()))
+
+
+def without(keyword: str) -> bytes:
+    """CT_small without one attribute."""
+    ds = ct_dataset()
+    delattr(ds, keyword)
+    return encode(ds)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def zipped(entries: dict[str, bytes], *, dirs: tuple[str, ...] = ()) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for d in dirs:
+            zf.writestr(zipfile.ZipInfo(d), b"")
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def submitter(collection: str = "Demo-CT", **claims: Any) -> dict[str, str]:
+    return auth_header(mint("site-user", coll={collection: ["submitter"]}, **claims))
+
+
+async def events(p: Platform, kind: str | None = None) -> list[Event]:
+    """Events intake staged in its outbox, oldest first."""
+    db = p.runtime.contexts["intake"].db
+    async with db.session() as s:
+        bodies = (await s.execute(select(outbox.c.body).order_by(outbox.c.seq))).scalars().all()
+    found = [Event.model_validate(b) for b in bodies]
+    return [e for e in found if kind is None or e.type == kind]
