@@ -1,0 +1,130 @@
+"""Rules of NBIA-compatible downloads: entry names and order of a series zip, the LICENSE
+and md5hashes.csv entries, and the exact NBIA messages. Pure: no I/O.
+
+The behaviour follows NBIA's ``V4_getImage`` and ``ImageDAO2Impl`` (the NBIA
+compatibility reference, §3 getImage) so that tcia_utils and the TCIA Data Retrievers
+work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# PS3.6 tags read from the DICOM JSON header (PS3.18 F.2) of each published instance
+INSTANCE_NUMBER = "00200013"
+ACQUISITION_NUMBER = "00200012"
+
+NOT_SPECIFIED = "Not Specified"
+LICENSE_ENTRY = "LICENSE"
+MD5_ENTRY = "md5hashes.csv"
+
+
+@dataclass(frozen=True)
+class Image:
+    """One published instance of a series, as the download index keeps it."""
+
+    sop_instance_uid: str
+    key: str
+    size: int
+    sha256: str
+    instance_number: int | None = None
+    acquisition_number: int | None = None
+
+
+def access_denied(series_uid: str) -> str:
+    """NBIA's answer for a series that is unknown *or* not accessible: the same words
+    for both, so the answer never reveals whether a restricted series exists."""
+    return (
+        f"The user has not been granted the access to image with given SeriesInstanceUID,"
+        f"{series_uid}. Please contact System Admin to resolve this issue."
+    )
+
+
+def missing_parameter(name: str) -> str:
+    return f"A parameter, {name} is required for this API call."
+
+
+def unknown_parameter(name: str, allowed: Sequence[str]) -> str:
+    """NBIA v4 rejects query parameters it does not know (Java's List.toString)."""
+    return f"Invalid query parameter: '{name}'. Allowed parameters are: [{', '.join(allowed)}]"
+
+
+def is_yes(value: str | None) -> bool:
+    return (value or "").strip().lower() == "yes"
+
+
+def licence_text(collection: str, licence_name: str, licence_url: str) -> str:
+    """The LICENSE entry NBIA writes first in every getImage zip."""
+    return (
+        f"License Information. The {collection or NOT_SPECIFIED} collection is distributed "
+        f"under the {licence_name or NOT_SPECIFIED} at {licence_url or NOT_SPECIFIED} "
+        "By downloading the data, you agree to abide by terms of this license."
+    )
+
+
+def header_int(header: Mapping[str, Any], tag: str) -> int | None:
+    """An IS value (PS3.5 6.2) from a DICOM JSON header: a JSON number or a string
+    (PS3.18 F.2.3.1 allows both); None when absent or not a number."""
+    values = (header.get(tag) or {}).get("Value") or []
+    if not values:
+        return None
+    try:
+        return int(float(str(values[0]).strip()))
+    except ValueError:
+        return None
+
+
+def nbia_order(images: Iterable[Image]) -> list[Image]:
+    """NBIA's order of a series' images: by InstanceNumber, images without one first
+    (``ImageDTO2.compareTo``); SOPInstanceUID breaks ties so the order is stable."""
+    return sorted(
+        images,
+        key=lambda i: (i.instance_number is not None, i.instance_number or 0, i.sop_instance_uid),
+    )
+
+
+def default_file_names(count: int) -> list[str]:
+    """Names without ``NewFileNames``: ``00000001.dcm``, ``00000002.dcm``, …"""
+    return [f"{i:08d}.dcm" for i in range(1, count + 1)]
+
+
+def new_file_names(ordered: Sequence[Image]) -> list[str]:
+    """Names with ``NewFileNames=Yes``: ``{acquisition}-{image}.dcm`` (NBIA
+    ``ImageDAO2Impl.setNewFileNames``), for images already in :func:`nbia_order`.
+
+    The acquisition index counts changes of AcquisitionNumber (PS3.3 C.7.6.1) along the
+    ordered images; the image index counts images within the current acquisition.
+    Each is zero-padded to the digits of its total, where NBIA's totals are the number
+    of runs of equal AcquisitionNumber and of equal InstanceNumber. A missing
+    AcquisitionNumber counts as 0 (NBIA compares it against null there and would open a
+    new acquisition at every such image).
+    """
+    if not ordered:
+        return []
+    acq_runs = ins_runs = 1
+    acq, ins = ordered[0].acquisition_number, ordered[0].instance_number
+    for im in ordered:
+        if im.acquisition_number is not None and im.acquisition_number != acq:
+            acq, acq_runs = im.acquisition_number, acq_runs + 1
+        if im.instance_number is not None and im.instance_number != ins:
+            ins, ins_runs = im.instance_number, ins_runs + 1
+    acq_pad, ins_pad = len(str(acq_runs)), len(str(ins_runs))
+
+    names: list[str] = []
+    current = ordered[0].acquisition_number or 0
+    acq_index, ins_index = 1, 0
+    for im in ordered:
+        number = im.acquisition_number or 0
+        if number != current:
+            current, acq_index, ins_index = number, acq_index + 1, 1
+        else:
+            ins_index += 1
+        names.append(f"{acq_index:0{acq_pad}d}-{ins_index:0{ins_pad}d}.dcm")
+    return names
+
+
+def md5_csv(rows: Iterable[tuple[str, str]]) -> str:
+    """The ``md5hashes.csv`` entry: a ``Filename,MD5Hash`` header, then unquoted rows."""
+    return "".join(f"{name},{md5}\n" for name, md5 in (("Filename", "MD5Hash"), *rows))

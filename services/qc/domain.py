@@ -1,0 +1,155 @@
+"""Curation rules of the qc service: instance stages, series review states, what a
+publish takes and how a published copy is checked. Pure: no I/O.
+
+A submitted instance moves through stages received → (held | deidentified) → published
+(TCIA's submission → quarantine → QC → release flow). Counts are per distinct
+``instance_id`` (intake derives it from PatientID and SOPInstanceUID, PS3.3 C.7.1.1 and
+C.12.1), so a re-sent instance replaces its record rather than being counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+# stage_at of a record created only to be updated in the same transaction
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Stage(StrEnum):
+    RECEIVED = "received"
+    HELD = "held"
+    DEIDENTIFIED = "deidentified"
+    PUBLISHED = "published"
+
+
+class ReviewState(StrEnum):
+    """A curator's decision on a series, named as NBIA's QC tool names visibility.
+
+    ``Visible`` means approved for release; ``Not Visible`` means rejected (or withdrawn);
+    ``To Be Deleted`` marks a series the curator wants removed from curation.
+    """
+
+    NOT_REVIEWED = "Not Reviewed"
+    VISIBLE = "Visible"
+    NOT_VISIBLE = "Not Visible"
+    TO_BE_DELETED = "To Be Deleted"
+
+
+_ALIASES = {
+    "approved": ReviewState.VISIBLE,
+    "approve": ReviewState.VISIBLE,
+    "rejected": ReviewState.NOT_VISIBLE,
+    "reject": ReviewState.NOT_VISIBLE,
+    **{s.value.lower(): s for s in ReviewState},
+}
+BLOCKED = (ReviewState.NOT_VISIBLE, ReviewState.TO_BE_DELETED)
+
+
+class CurationError(Exception):
+    """A request that cannot be done as asked; the message is one sentence for the user."""
+
+
+class NotFound(CurationError):
+    pass
+
+
+class Conflict(CurationError):
+    pass
+
+
+def parse_review_state(text: str) -> ReviewState:
+    """The review state named by ``text`` (case-insensitive; Approved/Rejected accepted)."""
+    state = _ALIASES.get(text.strip().lower())
+    if state is None:
+        names = ", ".join(f"'{s.value}'" for s in ReviewState)
+        raise ValueError(f"unknown review state {text!r}; use one of {names}")
+    return state
+
+
+def supersedes(event_time: datetime, stage_at: datetime) -> bool:
+    """Whether an event may set an instance's stage.
+
+    Each consumer queue is independent, so the ``instance.received`` of a re-sent file
+    may arrive after the ``instance.deidentified`` that followed it. The event that
+    happened last wins; an older one arriving late is ignored. Publishing keeps the
+    time of the de-identification it published, so any later re-send supersedes it.
+    """
+    return event_time > stage_at
+
+
+def same_object(key: str | None, sha256: str | None, new_key: str, new_sha256: str) -> bool:
+    """A de-identified instance identical to the one already recorded (a re-emitted
+    event, or a re-sent file that de-identifies to the same bytes) changes nothing."""
+    return key == new_key and sha256 == new_sha256
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """What a publish needs to know about one series in curation."""
+
+    series_instance_uid: str
+    collection: str
+    review_state: ReviewState
+    awaiting: int  # de-identified instances not yet published
+    publishable: int  # instances with a curation object (awaiting or already published)
+
+
+def default_selection(series: Iterable[SeriesSummary]) -> list[str]:
+    """The series a publish without a list takes: those with instances awaiting review,
+    except the ones a curator rejected or marked for deletion."""
+    return sorted(
+        s.series_instance_uid for s in series if s.awaiting > 0 and s.review_state not in BLOCKED
+    )
+
+
+def check_requested(
+    collection: str, requested: Sequence[str], known: dict[str, SeriesSummary]
+) -> list[str]:
+    """Validate an explicit list of series to publish in ``collection``.
+
+    Unknown series and series of another collection get the same answer, so a manager
+    of one collection learns nothing about another's.
+    """
+    out: list[str] = []
+    for uid in dict.fromkeys(requested):
+        s = known.get(uid)
+        if s is None or s.collection != collection:
+            raise NotFound(
+                f"series {uid} is not in curation for collection {collection}; "
+                f"list its series with GET /api/qc/collections/{collection}/series"
+            )
+        if s.review_state in BLOCKED:
+            raise Conflict(
+                f"series {uid} is marked '{s.review_state.value}' by a curator; "
+                "set its review state to 'Visible' before publishing it"
+            )
+        if s.publishable == 0:
+            raise Conflict(
+                f"series {uid} has no de-identified instances to publish; "
+                "check the held instances of the collection"
+            )
+        out.append(uid)
+    return out
+
+
+@dataclass(frozen=True)
+class CopyRecord:
+    key: str
+    size: int
+    sha256: str
+
+
+def copy_mismatch(expected: CopyRecord, size: int, sha256: str) -> str | None:
+    """Why a published copy does not match the curation record, or None if it does.
+
+    Every object's size and SHA-256 are recorded when it is written; the public copy
+    must carry the same, or the curation object changed after qc indexed it.
+    """
+    if size != expected.size:
+        return f"{expected.key} has {size} bytes, expected {expected.size}"
+    if sha256 != expected.sha256:
+        return f"{expected.key} has SHA-256 {sha256 or '(none)'}, expected {expected.sha256}"
+    return None

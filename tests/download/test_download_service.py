@@ -1,0 +1,228 @@
+"""NBIA downloads from a running platform (qc publishes, download serves): the getImage
+zip, getImageWithMD5Hash, getSingleImage, access rules, integrity and the download log."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+import pytest
+from sqlalchemy import select
+
+from services.common.metrics import DOWNLOADS
+from services.download.models import Download
+from services.download.streaming import IntegrityError
+from tests.harness import Platform, admin_headers, auth_header, mint, platform
+from tests.qc.curation import Curated, collection_event, make_series, put_curated
+
+V4 = "/nbia-api/services/v4"
+LICENSE = (
+    "License Information. The Demo-CT collection is distributed under the CC BY 4.0 at "
+    "https://creativecommons.org/licenses/by/4.0/ By downloading the data, you agree to "
+    "abide by terms of this license."
+)
+
+
+def denied(uid: str) -> str:
+    return (
+        "The user has not been granted the access to image with given SeriesInstanceUID,"
+        f"{uid}. Please contact System Admin to resolve this issue."
+    )
+
+
+@dataclass
+class Published:
+    p: Platform
+    items: list[Curated]  # in InstanceNumber order
+
+    @property
+    def uid(self) -> str:
+        return self.items[0].series
+
+
+async def publish(p: Platform, items: list[Curated], collection: str = "Demo-CT") -> None:
+    await put_curated(p.runtime.store, items)
+    await p.runtime.bus.publish([c.deidentified() for c in items])
+
+    async def curated() -> bool:
+        r = await p.client.get(f"/api/qc/collections/{collection}/series", headers=admin_headers())
+        return any(s["instances"] == len(items) for s in r.json())
+
+    await p.wait_until(curated, 10, "instances in curation")
+    r = await p.client.post(
+        f"/api/qc/collections/{collection}/publish",
+        headers=admin_headers(),
+        json={"series": [items[0].series]},
+    )
+    assert r.status_code == 200, r.text
+
+    async def indexed() -> bool:
+        r = await p.client.get(
+            f"{V4}/getImage", params={"SeriesInstanceUID": items[0].series}, headers=admin_headers()
+        )
+        return r.status_code == 200
+
+    await p.wait_until(indexed, 10, "series indexed by download")
+
+
+@pytest.fixture
+async def pub(tmp_path: Path) -> AsyncIterator[Published]:
+    async with platform(tmp_path, services=["qc", "download"]) as p:
+        await p.runtime.bus.publish([collection_event()])
+        # 12 images in two acquisitions, delivered out of InstanceNumber order
+        items = make_series(12, acquisitions=2)
+        await publish(p, items[::-1])
+        yield Published(p, items)
+
+
+def unzip(content: bytes) -> zipfile.ZipFile:
+    z = zipfile.ZipFile(io.BytesIO(content))
+    assert z.testzip() is None
+    return z
+
+
+async def test_get_image_streams_licence_then_every_instance(pub: Published) -> None:
+    r = await pub.p.client.get(
+        f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid}, headers={"Accept-Encoding": "gzip"}
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["content-disposition"] == f'attachment; filename="{pub.uid}.zip"'
+    assert "content-encoding" not in r.headers
+    assert int(r.headers["content-length"]) == len(r.content)
+    z = unzip(r.content)
+    names = z.namelist()
+    assert names == ["LICENSE"] + [f"{i:08d}.dcm" for i in range(1, 13)]
+    assert z.read("LICENSE").decode() == LICENSE
+    assert all(info.compress_type == zipfile.ZIP_STORED for info in z.infolist())
+    for name, item in zip(names[1:], pub.items, strict=True):
+        data = z.read(name)
+        assert data == item.data
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert ds.SOPInstanceUID == item.sop
+
+
+async def test_new_file_names_and_md5_hashes(pub: Published) -> None:
+    r = await pub.p.client.get(
+        f"{V4}/getImage",
+        params={"SeriesInstanceUID": pub.uid, "NewFileNames": "Yes", "IncludeMD5": "Yes"},
+    )
+    z = unzip(r.content)
+    expected = [f"1-{i:02d}.dcm" for i in range(1, 7)] + [f"2-{i:02d}.dcm" for i in range(1, 7)]
+    assert z.namelist() == ["LICENSE", *expected, "md5hashes.csv"]
+    for name, item in zip(expected, pub.items, strict=True):
+        assert z.read(name) == item.data
+    lines = z.read("md5hashes.csv").decode().splitlines()
+    assert lines[0] == "Filename,MD5Hash"
+    assert lines[1:] == [f"{n},{hashlib.md5(z.read(n)).hexdigest()}" for n in expected]
+
+
+async def test_get_image_with_md5_hash_has_no_licence(pub: Published) -> None:
+    r = await pub.p.client.get(f"{V4}/getImageWithMD5Hash", params={"SeriesInstanceUID": pub.uid})
+    z = unzip(r.content)
+    assert z.namelist()[0] == "00000001.dcm" and z.namelist()[-1] == "md5hashes.csv"
+    assert "LICENSE" not in z.namelist() and len(z.namelist()) == 13
+
+
+async def test_parameter_errors_are_nbias_400s(pub: Published) -> None:
+    c = pub.p.client
+    r = await c.get(f"{V4}/getImage")
+    assert r.status_code == 400
+    assert r.text == "A parameter, SeriesInstanceUID is required for this API call."
+    r = await c.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid, "format": "zip"})
+    assert r.status_code == 400 and r.text.startswith("Invalid query parameter: 'format'.")
+    r = await c.get(f"{V4}/getImage", params={"SeriesInstanceUID": "1.2.3"})
+    assert (r.status_code, r.text) == (400, denied("1.2.3"))
+    r = await c.get(f"{V4}/getSingleImage", params={"SeriesInstanceUID": pub.uid})
+    assert (r.status_code, r.text) == (
+        400,
+        "A parameter, SOPInstanceUID is required for this API call.",
+    )
+    r = await c.get(
+        f"{V4}/getSingleImage", params={"SeriesInstanceUID": pub.uid, "SOPInstanceUID": "1.2.3"}
+    )
+    assert (r.status_code, r.text) == (400, denied(pub.uid))
+
+
+async def test_get_single_image_returns_the_published_bytes(pub: Published) -> None:
+    item = pub.items[4]
+    r = await pub.p.client.get(
+        f"{V4}/getSingleImage", params={"SeriesInstanceUID": pub.uid, "SOPInstanceUID": item.sop}
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/dicom"
+    assert r.headers["content-disposition"] == f"attachment; filename={item.sop}.dcm"
+    assert r.content == item.data
+
+
+async def test_limited_collection_is_hidden_from_who_may_not_read_it(tmp_path: Path) -> None:
+    async with platform(tmp_path, services=["qc", "download"]) as p:
+        lic = collection_event("Closed", access="limited")
+        await p.runtime.bus.publish([lic])
+        items = make_series(2, collection="Closed")
+        await publish(p, items, collection="Closed")
+        uid = items[0].series
+        licence_id = lic.data["licence"]["id"]
+        for headers in ({}, auth_header(mint("u", roles=["user"]))):
+            for url, extra in (
+                ("getImage", {}),
+                ("getSingleImage", {"SOPInstanceUID": items[0].sop}),
+            ):
+                r = await p.client.get(
+                    f"{V4}/{url}", params={"SeriesInstanceUID": uid, **extra}, headers=headers
+                )
+                assert (r.status_code, r.text) == (400, denied(uid))
+        for headers in (
+            auth_header(mint("u", roles=["user"], lic=[licence_id])),
+            auth_header(mint("g", grants=["Closed"])),
+            admin_headers(),
+        ):
+            r = await p.client.get(
+                f"{V4}/getImage", params={"SeriesInstanceUID": uid}, headers=headers
+            )
+            assert r.status_code == 200 and len(unzip(r.content).namelist()) == 3
+
+
+async def test_a_tampered_object_aborts_the_download(pub: Published) -> None:
+    victim = pub.items[5]
+    await pub.p.runtime.store.put("public", victim.key, victim.data[:-1] + b"\x01")
+    with pytest.raises(IntegrityError):
+        await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid})
+    with pytest.raises(IntegrityError):
+        await pub.p.client.get(
+            f"{V4}/getSingleImage",
+            params={"SeriesInstanceUID": pub.uid, "SOPInstanceUID": victim.sop},
+        )
+
+
+async def test_downloads_are_logged_and_counted(pub: Published) -> None:
+    before = DOWNLOADS.labels("Demo-CT", "zip")._value.get()
+    who = auth_header(mint("reader", roles=["user"]))
+    r = await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid}, headers=who)
+    assert r.status_code == 200
+    assert DOWNLOADS.labels("Demo-CT", "zip")._value.get() == before + 1
+    async with pub.p.runtime.contexts["download"].db.session() as s:
+        rows = (await s.scalars(select(Download).where(Download.subject == "reader"))).all()
+    assert [(d.series_instance_uid, d.kind, d.bytes, d.complete) for d in rows] == [
+        (pub.uid, "zip", sum(len(i.data) for i in pub.items), True)
+    ]
+    url = "/api/download/collections/Demo-CT/downloads"
+    assert (await pub.p.client.get(url, headers=who)).status_code == 403
+    log = (await pub.p.client.get(url, headers=admin_headers())).json()
+    assert log[0]["subject"] == "reader" and log[0]["bytes"] == rows[0].bytes
+
+
+async def test_withdrawn_series_is_no_longer_served(pub: Published) -> None:
+    r = await pub.p.client.post(f"/api/qc/series/{pub.uid}/withdraw", headers=admin_headers())
+    assert r.status_code == 200
+
+    async def gone() -> bool:
+        r = await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid})
+        return r.status_code == 400 and r.text == denied(pub.uid)
+
+    await pub.p.wait_until(gone, 10, "withdrawal reaching download")
