@@ -30,7 +30,11 @@ class Running:
     def imarc(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "imarc", "--url", self.url, *args],
-            env=self.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
         )
         if ok:
             assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -47,7 +51,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     log = open(tmp / "up.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "imarc", "up", "--port", str(port), "--data-dir", str(data)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
     )
     try:
         yield Running(f"http://127.0.0.1:{port}", data, env)
@@ -79,8 +86,15 @@ def test_up_publishes_the_demo_collection_within_a_minute(running: Running) -> N
 def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
     out = running.imarc("login", "--data-dir", str(running.data))
     assert "logged in" in out.stdout
-    running.imarc("collections", "create", "CLI-Test", "--licence", "CC-BY-4.0",
-                  "--description", "from the CLI test")
+    running.imarc(
+        "collections",
+        "create",
+        "CLI-Test",
+        "--licence",
+        "CC-BY-4.0",
+        "--description",
+        "from the CLI test",
+    )
     listing = running.imarc("collections", "list")
     assert "CLI-Test" in listing.stdout
 
@@ -88,8 +102,9 @@ def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "ct.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
     (folder / "readme.txt").write_text("not an image\n")
-    sub = running.imarc("submit", str(tmp_path / "upload"), "--collection", "CLI-Test",
-                        "--site", "site-9", ok=False)
+    sub = running.imarc(
+        "submit", str(tmp_path / "upload"), "--collection", "CLI-Test", "--site", "site-9", ok=False
+    )
     assert sub.returncode == 1, "a held file makes the exit code non-zero"
     assert "accepted: 1" in sub.stdout and "held: 1" in sub.stdout
     assert "readme.txt" in sub.stdout and "DICOM" in sub.stdout
@@ -97,9 +112,7 @@ def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     status: dict[str, int] = {}
     while time.monotonic() < deadline:
-        status = json.loads(
-            running.imarc("status", "--collection", "CLI-Test", "--json").stdout
-        )
+        status = json.loads(running.imarc("status", "--collection", "CLI-Test", "--json").stdout)
         if status.get("deidentified") == 1:
             break
         time.sleep(0.5)
@@ -120,20 +133,36 @@ def test_cli_errors_are_one_clear_sentence(running: Running) -> None:
     assert "Traceback" not in missing.stderr + missing.stdout
     assert "No-Such-Collection" in missing.stderr
 
-    bad_licence = running.imarc("collections", "create", "Bad-Licence", "--licence", "BOGUS",
-                                ok=False)
+    bad_licence = running.imarc(
+        "collections", "create", "Bad-Licence", "--licence", "BOGUS", ok=False
+    )
     assert bad_licence.returncode != 0 and "CC-BY-4.0" in bad_licence.stderr
 
     down = subprocess.run(
-        [sys.executable, "-m", "imarc", "--url", f"http://127.0.0.1:{free_port()}", "status",
-         "--collection", "X"], env=running.env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "imarc",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+            "status",
+            "--collection",
+            "X",
+        ],
+        env=running.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert down.returncode != 0
     assert "cannot reach imarc" in down.stderr and "Traceback" not in down.stderr
 
     anon = dict(running.env, XDG_CONFIG_HOME=str(running.data / "nobody"))
     refused = subprocess.run(
-        [sys.executable, "-m", "imarc", "--url", running.url, "status", "--collection",
-         "CLI-Test"], env=anon, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "imarc", "--url", running.url, "status", "--collection", "CLI-Test"],
+        env=anon,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert refused.returncode != 0 and "imarc login" in refused.stderr
