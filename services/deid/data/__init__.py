@@ -1,0 +1,1 @@
+"""Packaged reference tables of the de-identification engine (see PROVENANCE.md)."""
