@@ -1,0 +1,94 @@
+"""HTTP shapes of the deid API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.common.events import ObjectRef
+
+
+class PixelRuleIn(BaseModel):
+    """Hold instances of a device for pixel review (empty fields match anything)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manufacturer: str = ""
+    model: str = ""
+    modality: str = ""
+    reason: str = "device known to burn in annotations"
+
+
+class BlankRuleIn(BaseModel):
+    """Blank rectangles (x, y, width, height) in instances of a device and image size."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rectangles: list[tuple[int, int, int, int]] = Field(min_length=1)
+    manufacturer: str = ""
+    model: str = ""
+    rows: int | None = None
+    columns: int | None = None
+
+
+class ProfileOut(BaseModel):
+    collection: str
+    version: int
+    options: list[str]
+    date_shift_scope: Literal["patient", "collection"]
+    require_id_map: bool
+    pixel_rules: list[dict[str, Any]]
+    blank_rectangles: list[dict[str, Any]]
+    keep_tags: list[str]
+    digest: str
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+
+class ProfileUpdate(BaseModel):
+    """A partial update: fields left out keep their current value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    options: list[str] | None = None
+    date_shift_scope: Literal["patient", "collection"] | None = None
+    require_id_map: bool | None = None
+    pixel_rules: list[PixelRuleIn] | None = None
+    blank_rectangles: list[BlankRuleIn] | None = None
+    keep_tags: list[str] | None = None
+
+
+class IdMapLoaded(BaseModel):
+    loaded: int
+
+
+class HeldInstance(BaseModel):
+    instance_id: str
+    reason: str
+    held_at: datetime
+
+
+class ReleaseOutcome(BaseModel):
+    instance_id: str
+    outcome: Literal["deidentified", "held"]
+    reason: str | None = None
+    profile_version: int | None = None
+    object: ObjectRef | None = None
+
+
+class AuditEntryOut(BaseModel):
+    path: str
+    keyword: str
+    action: str
+
+
+class InstanceAudit(BaseModel):
+    instance_id: str
+    collection: str
+    profile_version: int
+    profile_digest: str
+    deidentified_at: datetime
+    released_by: str | None = None
+    entries: list[AuditEntryOut]
