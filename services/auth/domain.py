@@ -1,0 +1,420 @@
+"""Pure rules of the auth service: names, roles and who may grant them, what a token
+says, when licences count as approved, and how password guessing is slowed down.
+
+No I/O here: callers pass in the time and the rows they loaded.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.common.security import Principal
+
+# Token lifetimes. Access tokens live one hour (issue 4); refresh tokens one day, so a
+# CLI session survives a long download without keeping a password around.
+ACCESS_TTL = 3600
+REFRESH_TTL = 24 * 3600
+# How long a key that stopped signing stays in the JWKS: until the last token it signed
+# (a refresh token, the longest-lived) has expired, plus the verifier's clock leeway.
+KEY_OVERLAP = timedelta(seconds=REFRESH_TTL + 60)
+
+ANONYMOUS = "anonymous"
+# NBIA's public guest login (nbia-api.md §4): any password; it gets an anonymous token.
+GUEST_USERNAME = "nbia_guest"
+CLIENT_PREFIX = "client-"
+RESERVED_NAMES = frozenset({ANONYMOUS, GUEST_USERNAME})
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+_COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SITE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_LICENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+MIN_PASSWORD = 10
+# Bounded so that one request cannot make argon2 hash megabytes.
+MAX_PASSWORD = 1024
+
+
+def normalise_username(raw: str) -> str:
+    """Usernames compare case-insensitively: ``Alice`` and ``alice`` are one account."""
+    return raw.strip().lower()
+
+
+def username_problem(name: str) -> str | None:
+    if not _USERNAME.match(name):
+        return (
+            "a username is 1-64 characters: letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit"
+        )
+    if name in RESERVED_NAMES or name.startswith(CLIENT_PREFIX):
+        return f"the username {name!r} is reserved; choose another"
+    return None
+
+
+def password_problem(password: str, username: str) -> str | None:
+    """Length is what makes a password strong (NIST SP 800-63B §5.1.1.2); no
+    composition rules, but it must not be the username."""
+    if len(password) < MIN_PASSWORD:
+        return f"the password is too short; use at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"the password is too long; use at most {MAX_PASSWORD} characters"
+    if password.strip().lower() == username:
+        return "the password must not be the username"
+    return None
+
+
+def email_problem(email: str) -> str | None:
+    if email and not _EMAIL.match(email):
+        return "the e-mail address does not look valid (name@example.org)"
+    return None
+
+
+def collection_problem(name: str) -> str | None:
+    if not _COLLECTION.match(name):
+        return "a collection name is 1-64 letters, digits, '-' or '_' (e.g. Demo-CT)"
+    return None
+
+
+def licence_id_problem(licence_id: str) -> str | None:
+    if not _LICENCE_ID.match(licence_id):
+        return "a licence id is 1-64 letters, digits, '.', '_' or '-' (e.g. CC-BY-4.0)"
+    return None
+
+
+# -- roles ---------------------------------------------------------------------------
+
+ROLES = ("admin", "manager", "curator", "submitter", "user")
+# The scope that carries each role: a client asking for a narrower scope gets a token
+# without the roles outside it (a mirror's key asks for "read" and cannot publish).
+ROLE_SCOPE = {
+    "admin": "admin",
+    "manager": "manage",
+    "curator": "curate",
+    "submitter": "submit",
+    "user": "read",
+}
+SCOPES = ("read", "submit", "curate", "manage", "admin")
+
+
+@dataclass(frozen=True, order=True)
+class RoleRow:
+    """One role assignment. ``collection`` and ``site`` are empty when not bound."""
+
+    role: str
+    collection: str = ""
+    site: str = ""
+
+
+def role_problem(role: str, collection: str, site: str) -> str | None:
+    """admin and user are global; manager and submitter belong to a collection (a
+    submitter optionally to one site); a curator is global or per collection."""
+    if role not in ROLES:
+        return f"unknown role {role!r}; choose one of {', '.join(ROLES)}"
+    if role in ("admin", "user") and (collection or site):
+        return f"the {role} role is global; give no collection or site"
+    if role in ("manager", "submitter") and not collection:
+        return f"the {role} role belongs to a collection; name one"
+    if site and role != "submitter":
+        return "only the submitter role is bound to a site"
+    if collection and (problem := collection_problem(collection)):
+        return problem
+    if site and not _SITE.match(site):
+        return "a site name is 1-64 letters, digits, '.', '-' or '_'"
+    return None
+
+
+def may_grant_role(principal: Principal, role: str, collection: str) -> bool:
+    """Admins grant anything; a manager grants submitter and curator roles on the
+    collections they manage (not manager or admin: that stays with admins)."""
+    if principal.is_admin:
+        return True
+    return (
+        role in ("submitter", "curator") and bool(collection) and principal.can_manage(collection)
+    )
+
+
+def may_grant_collection(principal: Principal, collection: str) -> bool:
+    return principal.can_manage(collection)
+
+
+def may_approve_licence(
+    principal: Principal, licence_id: str, collection_licences: Mapping[str, str]
+) -> bool:
+    """Admins approve any licence; a manager approves the licence of a collection they
+    manage (``collection_licences`` maps collection → licence id, from collection.updated)."""
+    if principal.is_admin:
+        return True
+    return any(
+        lic == licence_id and principal.can_manage(coll)
+        for coll, lic in collection_licences.items()
+    )
+
+
+def managed_licences(principal: Principal, collection_licences: Mapping[str, str]) -> set[str]:
+    return {lic for coll, lic in collection_licences.items() if principal.can_manage(coll)}
+
+
+# -- licences ------------------------------------------------------------------------
+
+
+def acceptance_active(status: str, expires_at: datetime | None, now: datetime) -> bool:
+    """An acceptance counts (goes into the token's ``lic``) once approved and until its
+    expiry, if it has one."""
+    return status == "approved" and (expires_at is None or expires_at > now)
+
+
+def grant_active(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is None or expires_at > now
+
+
+# -- tokens --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What a token is computed from: an account's roles, approved licences, grants."""
+
+    name: str
+    rows: tuple[RoleRow, ...] = ()
+    licences: frozenset[str] = frozenset()
+    grants: frozenset[str] = frozenset()
+    policy_accepted: bool = False
+
+
+def available_scopes(rows: Iterable[RoleRow]) -> frozenset[str]:
+    """Every account may read; the other scopes follow its roles."""
+    return frozenset({"read"} | {ROLE_SCOPE[r.role] for r in rows if r.role in ROLE_SCOPE})
+
+
+def effective_scopes(available: frozenset[str], requested: str | None) -> frozenset[str]:
+    """RFC 6749 §3.3: the token's scope is what was asked for, within what the account
+    has. Unknown names (e.g. ``openid`` from Keycloak-era clients) are ignored; asking
+    for nothing we know means everything the account has."""
+    asked = {s for s in (requested or "").split() if s in SCOPES}
+    return available & asked if asked else available
+
+
+def role_claims(
+    rows: Iterable[RoleRow], scopes: frozenset[str]
+) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """The ``roles``, ``coll`` and ``sites`` claims (see Principal.from_claims)."""
+    roles: set[str] = set()
+    coll: dict[str, set[str]] = {}
+    sites: set[str] = set()
+    for r in rows:
+        if ROLE_SCOPE.get(r.role) not in scopes:
+            continue
+        if r.collection:
+            coll.setdefault(r.collection, set()).add(r.role)
+        else:
+            roles.add(r.role)
+        if r.site:
+            sites.add(r.site)
+    return sorted(roles), {c: sorted(v) for c, v in sorted(coll.items())}, sorted(sites)
+
+
+def _base(
+    subject: str, *, typ: str, issuer: str, audience: str, now: int, ttl: int, jti: str
+) -> dict[str, Any]:
+    return {
+        "iss": issuer,
+        "aud": audience,
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": jti,
+        "typ": typ,
+    }
+
+
+def access_claims(
+    holder: Holder,
+    *,
+    scopes: frozenset[str],
+    issuer: str,
+    audience: str,
+    now: int,
+    jti: str,
+    sid: str,
+    client_id: str = "",
+    ttl: int = ACCESS_TTL,
+) -> dict[str, Any]:
+    """The claims of an access token; ``sid`` names the login session (the refresh
+    token family) so that logout can end every token of that session."""
+    roles, coll, sites = role_claims(holder.rows, scopes)
+    reads = "read" in scopes
+    claims = _base(
+        holder.name, typ="access", issuer=issuer, audience=audience, now=now, ttl=ttl, jti=jti
+    )
+    claims.update(
+        sid=sid,
+        roles=roles,
+        coll=coll,
+        sites=sites,
+        lic=sorted(holder.licences) if reads else [],
+        grants=sorted(holder.grants) if reads else [],
+        scope=" ".join(s for s in SCOPES if s in scopes),
+        dup=holder.policy_accepted,
+    )
+    if client_id:
+        claims["azp"] = client_id
+    return claims
+
+
+def refresh_claims(
+    subject: str,
+    *,
+    scopes: frozenset[str],
+    issuer: str,
+    audience: str,
+    now: int,
+    jti: str,
+    sid: str,
+    client_id: str = "",
+    ttl: int = REFRESH_TTL,
+) -> dict[str, Any]:
+    """A refresh token names only who and which session: roles and licences are read
+    afresh at every refresh, so a grant or a revocation shows within an hour."""
+    claims = _base(
+        subject, typ="refresh", issuer=issuer, audience=audience, now=now, ttl=ttl, jti=jti
+    )
+    claims.update(sid=sid, scope=" ".join(s for s in SCOPES if s in scopes))
+    if client_id:
+        claims["azp"] = client_id
+    return claims
+
+
+def key_live(state: str, retire_at: datetime | None, now: datetime) -> bool:
+    """A signing key is published while it signs, and after rotation until every token
+    it signed has expired (``retire_at``); then it is retired."""
+    if state == "active":
+        return True
+    return state == "previous" and retire_at is not None and now < retire_at
+
+
+# -- throttling ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottlePolicy:
+    """After ``threshold`` failures in a row, each further failure doubles the lockout
+    (``base`` seconds, at most ``cap``); a quiet ``forget_after`` seconds starts over."""
+
+    threshold: int
+    base: float = 30.0
+    cap: float = 900.0
+    forget_after: float = 3600.0
+
+
+# Per account: a handful of tries. Per address: more, as many people may share one NAT.
+PER_ACCOUNT = ThrottlePolicy(threshold=5)
+PER_ADDRESS = ThrottlePolicy(threshold=20)
+
+
+def lockout_seconds(policy: ThrottlePolicy, failures: int) -> float:
+    if failures < policy.threshold:
+        return 0.0
+    return float(min(policy.cap, policy.base * 2 ** (failures - policy.threshold)))
+
+
+def failures_after_one_more(
+    policy: ThrottlePolicy, failures: int, last_failure: datetime | None, now: datetime
+) -> int:
+    if last_failure is None or (now - last_failure).total_seconds() > policy.forget_after:
+        return 1
+    return failures + 1
+
+
+def retry_after(locked_until: datetime, now: datetime) -> int:
+    """Whole seconds for a ``Retry-After`` header (never 0 while locked)."""
+    return max(1, math.ceil((locked_until - now).total_seconds()))
+
+
+# -- seeds ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LicenceSeed:
+    id: str
+    name: str
+    url: str
+    text: str
+    commercial_use: bool
+    requires_approval: bool
+
+
+_CC_TEXT = (
+    "You may share and adapt the data for any purpose{nc}, provided you give appropriate "
+    "credit: cite the collection's DOI and this archive, link to the licence, and say if "
+    "changes were made. The full legal code is at the licence URL."
+)
+
+SEED_LICENCES = (
+    LicenceSeed(
+        "CC-BY-4.0",
+        "Creative Commons Attribution 4.0 International",
+        "https://creativecommons.org/licenses/by/4.0/",
+        _CC_TEXT.format(nc=", even commercially"),
+        commercial_use=True,
+        requires_approval=False,
+    ),
+    LicenceSeed(
+        "CC-BY-3.0",
+        "Creative Commons Attribution 3.0 Unported",
+        "https://creativecommons.org/licenses/by/3.0/",
+        _CC_TEXT.format(nc=", even commercially"),
+        commercial_use=True,
+        requires_approval=False,
+    ),
+    LicenceSeed(
+        "CC-BY-NC-4.0",
+        "Creative Commons Attribution-NonCommercial 4.0 International",
+        "https://creativecommons.org/licenses/by-nc/4.0/",
+        _CC_TEXT.format(nc=" except commercial use"),
+        commercial_use=False,
+        requires_approval=False,
+    ),
+    LicenceSeed(
+        "CC-BY-NC-3.0",
+        "Creative Commons Attribution-NonCommercial 3.0 Unported",
+        "https://creativecommons.org/licenses/by-nc/3.0/",
+        _CC_TEXT.format(nc=" except commercial use"),
+        commercial_use=False,
+        requires_approval=False,
+    ),
+    LicenceSeed(
+        "TCIA-Restricted",
+        "TCIA Restricted License Agreement",
+        "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/",
+        "Access to these collections needs a signed restricted licence agreement approved "
+        "by the archive. Use the data for non-commercial research only, do not share it "
+        "onwards, do not attempt to identify participants, and cite the collection.",
+        commercial_use=False,
+        requires_approval=True,
+    ),
+    LicenceSeed(
+        "NCTN-Data-Archive",
+        "NCTN Data Archive License",
+        "https://nctn-data-archive.nci.nih.gov/",
+        "Data from NCI's National Clinical Trials Network trials. Access needs an approved "
+        "data use agreement; use it for the approved research only, do not share it "
+        "onwards, do not attempt to identify participants, and cite the trial.",
+        commercial_use=False,
+        requires_approval=True,
+    ),
+)
+
+POLICY_VERSION = "1"
+DATA_USAGE_POLICY = (
+    "By using data from this archive you agree: not to use it, alone or with other "
+    "information, to identify or contact the people it came from; to cite each "
+    "collection you use (its DOI) and this archive in every presentation or publication; "
+    "to honour each collection's licence; and, if you mirror or re-serve the data, to "
+    "carry this attribution and this policy to your own users."
+)

@@ -1,0 +1,82 @@
+"""Helpers for the auth tests: log in through the real token endpoint, register users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
+
+from services.auth import crypto
+
+ADMIN = ("admin", "admin-test-password")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_argon2() -> Iterator[None]:
+    """Argon2id with the cheapest parameters: same algorithm and code path, without
+    64 MiB and ~0.1-0.5 s per hash on a shared 2-core machine (test_domain checks the
+    production parameters)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(crypto, "hasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
+        crypto._dummy_hash.cache_clear()
+        yield
+    crypto._dummy_hash.cache_clear()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """The payload, unverified (the tests check what the server put in it)."""
+    out: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return out
+
+
+async def token_reply(
+    client: httpx.AsyncClient,
+    username: str,
+    password: str,
+    *,
+    path: str = "/nbia-api/oauth/token",
+    **form: str,
+) -> httpx.Response:
+    return await client.post(
+        path,
+        data={"grant_type": "password", "username": username, "password": password, **form},
+    )
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str, **form: str) -> dict:  # type: ignore[type-arg]
+    r = await token_reply(client, username, password, **form)
+    assert r.status_code == 200, r.text
+    reply: dict[str, Any] = r.json()
+    return reply
+
+
+async def admin_token(client: httpx.AsyncClient) -> str:
+    return str((await login(client, *ADMIN))["access_token"])
+
+
+async def register(
+    client: httpx.AsyncClient, username: str, password: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    r = await client.post(
+        "/api/auth/users",
+        json={"username": username, "password": password or f"{username}-password-1", **extra},
+    )
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str, **form: str) -> httpx.Response:
+    return await client.post(
+        "/nbia-api/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token, **form},
+    )
