@@ -9,7 +9,9 @@ cleared, ``instance.deidentified`` staged in the outbox — commits once per eve
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import hmac
 import logging
 import time
 from collections import Counter
@@ -182,6 +184,14 @@ async def update_profile(
 
 
 # -- collections ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def collection_keys(keys: Keys, collection: str) -> Keys:
+    """Each collection re-roots UIDs under its own derived key, so the same file submitted
+    to two collections yields two distinct sets of UIDs (no cross-collection linkage)."""
+    derived = hmac.new(keys.secret, b"imarc-uid-collection\x00" + collection.encode(), "sha256")
+    return Keys(derived.digest(), keys.uid_root)
 
 
 async def on_collection_updated(event: Event, session: AsyncSession) -> list[Event]:
@@ -448,7 +458,7 @@ async def process_received(
     pseudonym = await _cached_pseudonym(ctx, collection, original_id, profile.require_id_map)
     if pseudonym.value is None:
         return await hold(pseudonym.hold_reason or domain.NO_ID_MAP_ENTRY)
-    keys: Keys = ctx.state["keys"]
+    keys = collection_keys(ctx.state["keys"], collection)
     req = Request(
         raw=raw,
         collection=collection,

@@ -389,3 +389,16 @@ async def test_only_the_right_roles_may_use_the_api(tmp_path: Path) -> None:
         assert r.status_code == 404 and "not known" in r.json()["detail"]
         r = await d.client.get("/api/deid/instances/nope/audit", headers=curator)
         assert r.status_code == 404
+
+
+async def test_the_same_file_in_two_collections_gets_unlinkable_uids(tmp_path: Path) -> None:
+    raw = bytes(pydicom.examples.get_path("ct").read_bytes())
+    async with deid_platform(tmp_path) as d:
+        await d.create_collection("Coll-A")
+        await d.create_collection("Coll-B")
+        a = await d.wait_for(InstanceDeidentified, instance_id=await d.submit("Coll-A", raw))
+        b = await d.wait_for(InstanceDeidentified, instance_id=await d.submit("Coll-B", raw))
+        assert a.sop_instance_uid != b.sop_instance_uid
+        assert a.series_instance_uid != b.series_instance_uid
+        assert a.study_instance_uid != b.study_instance_uid
+        assert a.patient_id.startswith("Coll-A-") and b.patient_id.startswith("Coll-B-")
