@@ -59,11 +59,12 @@ class Principal:
         return not self.sites or not site or site in self.sites
 
     def can_read(self, collection: str, access: str, licence_id: str = "") -> bool:
-        """Public collections are open to all; limited ones need a grant or an approved
-        licence in the token (PS: TCIA's data usage policy)."""
+        """Public collections are open to all. Limited ones need a registered user who has
+        accepted the data usage policy and holds a grant or an approved licence
+        (TCIA's data usage policy)."""
         if access == "public" or self.is_admin or self.can_curate(collection):
             return True
-        if self.anonymous:
+        if self.anonymous or not self.policy_accepted:
             return False
         return collection in self.grants or (bool(licence_id) and licence_id in self.licences)
 
@@ -107,12 +108,17 @@ class StaticKeys:
 
 
 class JwksClient:
-    """Fetches the auth service's JWKS over HTTP; refetches (at most every 10 s) when a
-    token names a key it has not seen, so key rotation needs no restart."""
+    """Fetches the auth service's JWKS over HTTP. It refetches (at most every 10 s) when a
+    token names a key it has not seen, so rotation needs no restart, and replaces the whole
+    key set every ``max_age`` seconds, so a retired key stops verifying."""
 
-    def __init__(self, url: str, *, min_refresh: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, min_refresh: float = 10.0, max_age: float = 300.0, transport: Any = None
+    ) -> None:
         self.url = url
         self.min_refresh = min_refresh
+        self.max_age = max_age
+        self.transport = transport
         self._keys: dict[str, Any] = {}
         self._fetched = 0.0
         self._lock = asyncio.Lock()
@@ -120,22 +126,25 @@ class JwksClient:
     async def _refresh(self) -> None:
         import httpx
 
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=5, transport=self.transport) as client:
             resp = await client.get(self.url)
             resp.raise_for_status()
             self._keys = {k["kid"]: RSAAlgorithm.from_jwk(k) for k in resp.json()["keys"]}
             self._fetched = time.monotonic()
 
     async def key(self, kid: str) -> Any:
-        if kid not in self._keys:
+        age = time.monotonic() - self._fetched
+        if (kid not in self._keys and age > self.min_refresh) or age > self.max_age:
             async with self._lock:
-                if kid not in self._keys and time.monotonic() - self._fetched > self.min_refresh:
+                age = time.monotonic() - self._fetched
+                if (kid not in self._keys and age > self.min_refresh) or age > self.max_age:
                     try:
                         await self._refresh()
                     except Exception as e:
-                        raise InvalidToken(
-                            "the token's signing keys could not be fetched; try again shortly"
-                        ) from e
+                        if kid not in self._keys or age > 2 * self.max_age:
+                            raise InvalidToken(
+                                "the token's signing keys could not be fetched; try again shortly"
+                            ) from e
         if kid not in self._keys:
             raise InvalidToken("the token was signed with an unknown key; log in again")
         return self._keys[kid]

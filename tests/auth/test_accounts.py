@@ -4,6 +4,7 @@ licences, roles, grants, disabling and resetting accounts, machine clients, audi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -333,6 +334,11 @@ async def test_open_licences_are_approved_on_acceptance_restricted_ones_need_app
     tokens = (await refresh(p.client, tokens["refresh_token"])).json()
     principal = await p.runtime.verifier.principal(tokens["access_token"])
     assert principal.licences == {"CC-BY-4.0", "TCIA-Restricted"}
+    assert not principal.can_read("Lim-A", "limited", "TCIA-Restricted"), "policy not accepted"
+    r = await p.client.post("/api/auth/me/accept-policy", headers=bearer(tokens["access_token"]))
+    assert r.status_code == 200
+    tokens = (await refresh(p.client, tokens["refresh_token"])).json()
+    principal = await p.runtime.verifier.principal(tokens["access_token"])
     assert principal.can_read("Lim-A", "limited", "TCIA-Restricted")
     assert not principal.can_read("Lim-Z", "limited", "NCTN-Data-Archive")
 
@@ -401,7 +407,10 @@ async def test_roles_and_grants_show_in_the_next_token(p: Platform, admin: dict[
     assert c["sites"] == ["site-a"] and c["grants"] == ["Lim-B"]
     principal = await p.runtime.verifier.principal(tokens["access_token"])
     assert principal.can_submit("Demo-CT", "site-a") and not principal.can_submit("Demo-MR")
-    assert principal.can_curate("Demo-MR") and principal.can_read("Lim-B", "limited")
+    assert principal.can_curate("Demo-MR")
+    # the grant counts once sam has accepted the data usage policy
+    assert not principal.can_read("Lim-B", "limited")
+    assert dataclasses.replace(principal, policy_accepted=True).can_read("Lim-B", "limited")
 
     # a token asked for with scope "read" leaves the submitter and curator roles out
     narrow = claims_of(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,6 +175,8 @@ def test_claims_carry_roles_collections_sites_licences_and_policy() -> None:
             sid="s",
         )
     )
+    assert not q.can_read("Lim-B", "limited"), "the data usage policy is not accepted yet"
+    q = dataclasses.replace(q, policy_accepted=True)
     assert q.can_read("Lim-B", "limited") and not q.can_read("Lim-C", "limited")
     assert q.can_read("Lim-C", "limited", "TCIA-Restricted")
     assert not q.can_read("Lim-C", "limited", "NCTN-Data-Archive")

@@ -168,7 +168,8 @@ async def test_limited_collection_is_hidden_from_who_may_not_read_it(tmp_path: P
         await publish(p, items, collection="Closed")
         uid = items[0].series
         licence_id = lic.data["licence"]["id"]
-        for headers in ({}, auth_header(mint("u", roles=["user"]))):
+        no_policy = mint("n", roles=["user"], lic=[licence_id])  # licence, policy not accepted
+        for headers in ({}, auth_header(mint("u", roles=["user"])), auth_header(no_policy)):
             for url, extra in (
                 ("getImage", {}),
                 ("getSingleImage", {"SOPInstanceUID": items[0].sop}),
@@ -178,8 +179,8 @@ async def test_limited_collection_is_hidden_from_who_may_not_read_it(tmp_path: P
                 )
                 assert (r.status_code, r.text) == (400, denied(uid))
         for headers in (
-            auth_header(mint("u", roles=["user"], lic=[licence_id])),
-            auth_header(mint("g", grants=["Closed"])),
+            auth_header(mint("u", roles=["user"], lic=[licence_id], dup=True)),
+            auth_header(mint("g", grants=["Closed"], dup=True)),
             admin_headers(),
         ):
             r = await p.client.get(

@@ -1,0 +1,76 @@
+"""Who may read what, and how verification keys follow the auth service's key set."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+
+from services.common.security import InvalidToken, JwksClient, Principal, TokenVerifier
+from tests.harness import mint, test_jwks
+
+
+def test_public_collections_are_open_to_everyone() -> None:
+    assert Principal().can_read("Open", "public")
+
+
+@pytest.mark.parametrize(
+    ("principal", "allowed"),
+    [
+        (Principal(), False),
+        (Principal(subject="u", licences=frozenset({"TCIA-Restricted"})), False),  # no policy
+        (Principal(subject="u", policy_accepted=True), False),  # no licence, no grant
+        (Principal(subject="u", policy_accepted=True, licences=frozenset({"Other"})), False),
+        (
+            Principal(subject="u", policy_accepted=True, licences=frozenset({"TCIA-Restricted"})),
+            True,
+        ),
+        (Principal(subject="u", policy_accepted=True, grants=frozenset({"Closed"})), True),
+        (Principal(subject="a", roles=frozenset({"admin"})), True),
+        (Principal(subject="c", collection_roles={"Closed": frozenset({"curator"})}), True),
+        (Principal(subject="c", collection_roles={"Other": frozenset({"manager"})}), False),
+    ],
+)
+def test_limited_collections_need_policy_and_licence_or_grant(
+    principal: Principal, allowed: bool
+) -> None:
+    assert principal.can_read("Closed", "limited", "TCIA-Restricted") is allowed
+
+
+def test_submitters_are_held_to_their_collection_and_site() -> None:
+    p = Principal(
+        subject="s", collection_roles={"C": frozenset({"submitter"})}, sites=frozenset({"site-1"})
+    )
+    assert p.can_submit("C", "site-1")
+    assert not p.can_submit("C", "site-2")
+    assert not p.can_submit("D", "site-1")
+
+
+async def test_jwks_client_drops_retired_keys_after_max_age() -> None:
+    served = {"jwks": test_jwks()}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=served["jwks"])
+
+    keys = JwksClient(
+        "http://auth.test/jwks",
+        max_age=0.2,
+        min_refresh=0.0,
+        transport=httpx.MockTransport(handler),
+    )
+    verifier = TokenVerifier(keys, issuer="imarc", audience="imarc")
+    token = mint("someone")
+    assert (await verifier.verify(token))["sub"] == "someone"
+    served["jwks"] = {"keys": []}  # the key is retired at the auth service
+    time.sleep(0.25)
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(token)
+
+
+async def test_alg_none_is_refused() -> None:
+    token = jwt.encode({"sub": "x", "iss": "imarc", "aud": "imarc"}, None, algorithm="none")
+    verifier = TokenVerifier(JwksClient("http://unused"), issuer="imarc", audience="imarc")
+    with pytest.raises(InvalidToken, match="algorithm"):
+        await verifier.verify(token)
