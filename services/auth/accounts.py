@@ -40,6 +40,7 @@ from services.auth.models import (
 )
 from services.auth.tokens import utcnow
 from services.common.db import Database
+from services.common.events import Event, LicenceUpdated
 
 log = logging.getLogger("imarc.auth")
 
@@ -217,24 +218,40 @@ async def get_licence(s: AsyncSession, licence_id: str) -> Licence:
     return lic
 
 
-async def seed_licences(s: AsyncSession, now: datetime) -> int:
-    """The standard licences, at first start (when the table is empty)."""
+async def seed_licences(s: AsyncSession, now: datetime) -> list[Licence]:
+    """The standard licences, at first start (when the table is empty); returns those
+    added."""
     if await s.scalar(select(func.count()).select_from(Licence)):
-        return 0
-    for seed in SEED_LICENCES:
-        s.add(
-            Licence(
-                id=seed.id,
-                name=seed.name,
-                url=seed.url,
-                text=seed.text,
-                commercial_use=seed.commercial_use,
-                requires_approval=seed.requires_approval,
-                created_at=now,
-                updated_at=now,
-            )
+        return []
+    seeded = [
+        Licence(
+            id=seed.id,
+            name=seed.name,
+            url=seed.url,
+            text=seed.text,
+            commercial_use=seed.commercial_use,
+            requires_approval=seed.requires_approval,
+            created_at=now,
+            updated_at=now,
         )
-    return len(SEED_LICENCES)
+        for seed in SEED_LICENCES
+    ]
+    s.add_all(seeded)
+    return seeded
+
+
+def licence_updated(lic: Licence, source: str, *, deleted: bool = False) -> Event:
+    """The ``licence.updated`` event that tells other services (intake) of a licence's
+    current id, name and URL, or that it was deleted. Emit it in the transaction that
+    changed the row."""
+    return LicenceUpdated(
+        id=lic.id,
+        name=lic.name,
+        url=lic.url,
+        commercial_use=lic.commercial_use,
+        requires_approval=lic.requires_approval,
+        deleted=deleted,
+    ).event(source, subject=lic.id)
 
 
 async def acceptance(s: AsyncSession, account_id: int, licence_id: str) -> LicenceAcceptance | None:

@@ -651,7 +651,8 @@ def router(ctx: ServiceContext) -> APIRouter:
         if problem := domain.licence_id_problem(body.id):
             raise HTTPException(422, problem)
         now = utcnow()
-        async with ctx.db.session() as s, s.begin():
+        async with ctx.messaging.transaction() as tx:
+            s = tx.session
             if await s.get(Licence, body.id) is not None:
                 raise HTTPException(409, f"licence {body.id!r} exists; change it with PATCH")
             lic = Licence(**body.model_dump(), created_at=now, updated_at=now)
@@ -663,6 +664,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                 subject=body.id,
                 ip=client_ip(request),
             )
+            tx.emit(accounts.licence_updated(lic, ctx.source))
             return _licence_out(lic)
 
     @r.patch("/api/auth/licences/{licence_id}", response_model=LicenceOut)
@@ -670,7 +672,8 @@ def router(ctx: ServiceContext) -> APIRouter:
         request: Request, licence_id: str, body: LicenceUpdate, principal: AuthenticatedPrincipal
     ) -> LicenceOut:
         await require_admin(request, principal, "change licences")
-        async with ctx.db.session() as s, s.begin():
+        async with ctx.messaging.transaction() as tx:
+            s = tx.session
             lic = await accounts.get_licence(s, licence_id)
             changes = body.model_dump(exclude_none=True)
             for k, v in changes.items():
@@ -684,6 +687,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                 ip=client_ip(request),
                 fields=sorted(changes),
             )
+            tx.emit(accounts.licence_updated(lic, ctx.source))
             return _licence_out(lic)
 
     @r.delete("/api/auth/licences/{licence_id}", status_code=204)
@@ -691,7 +695,8 @@ def router(ctx: ServiceContext) -> APIRouter:
         request: Request, licence_id: str, principal: AuthenticatedPrincipal
     ) -> None:
         await require_admin(request, principal, "delete licences")
-        async with ctx.db.session() as s, s.begin():
+        async with ctx.messaging.transaction() as tx:
+            s = tx.session
             lic = await accounts.get_licence(s, licence_id)
             used = await s.scalar(
                 select(func.count())
@@ -714,6 +719,7 @@ def router(ctx: ServiceContext) -> APIRouter:
                 subject=lic.id,
                 ip=client_ip(request),
             )
+            tx.emit(accounts.licence_updated(lic, ctx.source, deleted=True))
 
     @r.get("/api/auth/licence-requests", response_model=list[AcceptanceOut])
     async def licence_requests(

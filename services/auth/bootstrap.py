@@ -21,7 +21,10 @@ log = logging.getLogger("imarc.auth")
 
 async def on_start(ctx: ServiceContext) -> None:
     settings = ctx.settings
-    keyring = KeyRing(ctx.db, settings.secret.get_secret_value())
+    # A replica's database is the primary's, replicated (read-only): it only loads what
+    # the primary wrote — no key creation, no seeding, no admin update, no housekeeping.
+    replica = settings.site_role == "replica"
+    keyring = KeyRing(ctx.db, settings.secret.get_secret_value(), read_only=replica)
     await keyring.load()
     revocations = RevocationList(ctx.db)
     await revocations.reload()
@@ -36,9 +39,14 @@ async def on_start(ctx: ServiceContext) -> None:
         oauth=OAuth(ctx.db, issuer, ctx.verifier, revocations),
     )
     await asyncio.to_thread(crypto.warm_up)
-    async with ctx.db.session() as s, s.begin():
-        if seeded := await accounts.seed_licences(s, utcnow()):
-            log.info("seeded %d standard licences", seeded)
+    if replica:
+        log.info("replica site: auth serves the primary's keys and accounts read-only")
+        return
+    async with ctx.messaging.transaction() as tx:
+        if seeded := await accounts.seed_licences(tx.session, utcnow()):
+            # Announced like any licence made through the API, so that intake knows them.
+            tx.emit(*(accounts.licence_updated(lic, ctx.source) for lic in seeded))
+            log.info("seeded %d standard licences", len(seeded))
     admin = normalise_username(settings.admin_username)
     password = settings.admin_password.get_secret_value()
     if admin and password:

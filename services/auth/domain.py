@@ -355,10 +355,13 @@ _CC_TEXT = (
     "changes were made. The full legal code is at the licence URL."
 )
 
+#: Names and URLs as intake's built-in licences have them (services/intake/domain.py;
+#: tests/intake/test_licences.py checks they agree): a collection shows the same licence
+#: whether intake resolved it from auth's announcement or, before that, from its own list.
 SEED_LICENCES = (
     LicenceSeed(
         "CC-BY-4.0",
-        "Creative Commons Attribution 4.0 International",
+        "CC BY 4.0",
         "https://creativecommons.org/licenses/by/4.0/",
         _CC_TEXT.format(nc=", even commercially"),
         commercial_use=True,
@@ -366,7 +369,7 @@ SEED_LICENCES = (
     ),
     LicenceSeed(
         "CC-BY-3.0",
-        "Creative Commons Attribution 3.0 Unported",
+        "CC BY 3.0",
         "https://creativecommons.org/licenses/by/3.0/",
         _CC_TEXT.format(nc=", even commercially"),
         commercial_use=True,
@@ -374,7 +377,7 @@ SEED_LICENCES = (
     ),
     LicenceSeed(
         "CC-BY-NC-4.0",
-        "Creative Commons Attribution-NonCommercial 4.0 International",
+        "CC BY-NC 4.0",
         "https://creativecommons.org/licenses/by-nc/4.0/",
         _CC_TEXT.format(nc=" except commercial use"),
         commercial_use=False,
@@ -382,7 +385,7 @@ SEED_LICENCES = (
     ),
     LicenceSeed(
         "CC-BY-NC-3.0",
-        "Creative Commons Attribution-NonCommercial 3.0 Unported",
+        "CC BY-NC 3.0",
         "https://creativecommons.org/licenses/by-nc/3.0/",
         _CC_TEXT.format(nc=" except commercial use"),
         commercial_use=False,
@@ -390,7 +393,7 @@ SEED_LICENCES = (
     ),
     LicenceSeed(
         "TCIA-Restricted",
-        "TCIA Restricted License Agreement",
+        "TCIA Restricted License",
         "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/",
         "Access to these collections needs a signed restricted licence agreement approved "
         "by the archive. Use the data for non-commercial research only, do not share it "

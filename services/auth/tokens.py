@@ -21,7 +21,7 @@ from typing import Any
 import jwt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import crypto
@@ -51,8 +51,11 @@ def new_id() -> str:
 class KeyRing:
     """The RS256 signing keys (see module docstring)."""
 
-    def __init__(self, db: Database, secret: str) -> None:
+    def __init__(self, db: Database, secret: str, *, read_only: bool = False) -> None:
         self.db = db
+        # A replica site's database is the primary's, replicated: it reads the keys the
+        # primary made and never creates or retires one itself.
+        self.read_only = read_only
         self._wrap = crypto.wrapping_key(secret)
         self._jwks: dict[str, Any] = {"keys": []}
         self._signer: tuple[str, RSAPrivateKey] | None = None
@@ -73,23 +76,21 @@ class KeyRing:
         return jwt.encode(dict(claims), key, algorithm="RS256", headers={"kid": kid})
 
     async def load(self) -> None:
-        """Load the live keys; create the first one; retire keys whose tokens expired."""
+        """Load the live keys; create the first one; retire keys whose tokens expired.
+        Read-only, it only leaves expired keys out of the JWKS."""
         async with self._lock:
             now = utcnow()
-            async with self.db.session() as s, s.begin():
-                rows = list(
-                    await s.scalars(
-                        select(SigningKey)
-                        .where(SigningKey.state != "retired")
-                        .order_by(SigningKey.created_at)
-                    )
-                )
-                for row in rows:
-                    if not key_live(row.state, row.retire_at, now):
-                        row.state = "retired"
-                live = [r for r in rows if r.state != "retired"]
-                if not any(r.state == "active" for r in live):
-                    live.append(await self._insert_new(s, now))
+            if self.read_only:
+                live = await self._read_live(now)
+            else:
+                async with self.db.session() as s, s.begin():
+                    rows = list(await s.scalars(self._unretired()))
+                    for row in rows:
+                        if not key_live(row.state, row.retire_at, now):
+                            row.state = "retired"
+                    live = [r for r in rows if r.state != "retired"]
+                    if not any(r.state == "active" for r in live):
+                        live.append(await self._insert_new(s, now))
             active = [r for r in live if r.state == "active"][-1]
             try:
                 pem = crypto.unseal(self._wrap, active.kid, active.private_key)
@@ -101,6 +102,23 @@ class KeyRing:
             self._signer = (active.kid, crypto.load_private(pem))
             self._jwks = {"keys": [r.public_jwk for r in live]}
             self._loaded_at = time.monotonic()
+
+    @staticmethod
+    def _unretired() -> Select[SigningKey]:
+        return (
+            select(SigningKey).where(SigningKey.state != "retired").order_by(SigningKey.created_at)
+        )
+
+    async def _read_live(self, now: datetime) -> list[SigningKey]:
+        async with self.db.session() as s:
+            rows = list(await s.scalars(self._unretired()))
+        live = [r for r in rows if key_live(r.state, r.retire_at, now)]
+        if not any(r.state == "active" for r in live):
+            raise RuntimeError(
+                "the auth database has no active signing key; a replica site only reads "
+                "the keys of the primary: start the primary site first"
+            )
+        return live
 
     async def _insert_new(
         self, s: AsyncSession, now: datetime, new: crypto.NewKey | None = None

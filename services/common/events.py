@@ -149,6 +149,20 @@ class SeriesWithdrawn(Payload):
     reason: str = ""
 
 
+class LicenceUpdated(Payload):
+    """A licence the auth service created, changed or deleted (``deleted``); services that
+    name licences (intake, for new collections) keep their own copy from it."""
+
+    TYPE: ClassVar[str] = "org.imarc.licence.updated"
+
+    id: str
+    name: str
+    url: str = ""
+    commercial_use: bool = False
+    requires_approval: bool = False
+    deleted: bool = False
+
+
 EVENT_TYPES: dict[str, type[Payload]] = {
     m.TYPE: m
     for m in (
@@ -158,5 +172,6 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         InstanceDeidentified,
         SeriesPublished,
         SeriesWithdrawn,
+        LicenceUpdated,
     )
 }

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.types import Message as AsgiMessage
 
@@ -75,9 +76,9 @@ def no_collection(name: str) -> HTTPException:
     )
 
 
-def _licence(licence_id: str) -> Licence:
+async def _licence(session: AsyncSession, licence_id: str) -> Licence:
     try:
-        return domain.resolve_licence(licence_id)
+        return await handlers.resolve_licence(session, licence_id)
     except domain.UnknownLicence as e:
         raise HTTPException(400, str(e)) from None
 
@@ -98,9 +99,9 @@ def router(ctx: ServiceContext) -> APIRouter:
     ) -> CollectionOut:
         if not principal.can_manage():
             raise forbid("create collections")
-        licence = _licence(body.licence)
         try:
             async with ctx.messaging.transaction() as tx:
+                licence = await _licence(tx.session, body.licence)
                 c = await handlers.register_collection(
                     tx,
                     ctx.source,
@@ -133,11 +134,13 @@ def router(ctx: ServiceContext) -> APIRouter:
         await collection_or_404(name)
         if not principal.can_manage(name):
             raise forbid(f"change collection {name}")
-        licence = _licence(body.licence) if body.licence is not None else None
         async with ctx.messaging.transaction() as tx:
             c = await handlers.get_collection(tx.session, name)
             if c is None:
                 raise no_collection(name)
+            licence = None
+            if body.licence is not None:
+                licence = await _licence(tx.session, body.licence)
             c = await handlers.update_collection(
                 tx,
                 ctx.source,

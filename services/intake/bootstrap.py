@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.common.service import ServiceContext, ServiceSpec
+from services.common.events import LicenceUpdated
+from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.intake.api import router
+from services.intake.handlers import on_licence_updated
 from services.intake.models import metadata
 
 
@@ -16,11 +18,22 @@ async def _check(ctx: ServiceContext) -> None:
         raise RuntimeError("IMARC_SECRET is not set; intake needs it to name instances")
 
 
+def consumers(ctx: ServiceContext) -> list[Consumer]:
+    return [
+        Consumer(
+            queue="intake.on_licence_updated",
+            patterns=(LicenceUpdated.TYPE,),
+            handler=on_licence_updated,
+        )
+    ]
+
+
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name="intake",
         metadata=metadata,
         migrations=Path(__file__).with_name("migrations"),
         router=router,
+        consumers=consumers,
         on_start=_check,
     )

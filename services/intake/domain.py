@@ -12,6 +12,7 @@ import io
 import re
 import struct
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pydicom
@@ -26,9 +27,11 @@ from services.common.events import Licence
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 COLLECTION_NAME_RULE = "collection names are 1 to 64 letters, digits, '-' or '_' (e.g. Demo-CT)"
 
-#: The licences a collection may be published under, by id. TCIA publishes most collections
-#: under Creative Commons licences and some under its own restricted licences; the name and
-#: URL travel with every collection.updated event and end up in each download's LICENSE file.
+#: The built-in licences, by id: what intake accepts on its own, without an auth service.
+#: TCIA publishes most collections under Creative Commons licences and some under its own
+#: restricted licences; the name and URL travel with every collection.updated event and end
+#: up in each download's LICENSE file. Licences the auth service announces (licence.updated)
+#: come first: see ``resolve_licence``.
 LICENCES: dict[str, Licence] = {
     lic.id: lic
     for lic in (
@@ -54,7 +57,7 @@ LICENCES: dict[str, Licence] = {
         Licence(
             id="TCIA-Restricted",
             name="TCIA Restricted License",
-            url="https://wiki.cancerimagingarchive.net/x/c4hF",
+            url="https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/",
         ),
         Licence(
             id="NCTN-Data-Archive",
@@ -69,14 +72,39 @@ class UnknownLicence(ValueError):
     """A licence id that is not in the catalogue; the message lists the known ones."""
 
 
-def resolve_licence(licence_id: str) -> Licence:
-    """The catalogue entry (id, name, URL) for a licence id."""
-    try:
-        return LICENCES[licence_id]
-    except KeyError:
+def known_licences(announced: Mapping[str, Licence | None] | None = None) -> list[str]:
+    """The ids a new collection may name: the built-ins (in their order) that the auth
+    service has not deleted, then the other licences it announced, sorted."""
+    announced = announced or {}
+    builtin = [i for i in LICENCES if announced.get(i, LICENCES[i]) is not None]
+    extra = sorted(i for i, lic in announced.items() if lic is not None and i not in LICENCES)
+    return builtin + extra
+
+
+def resolve_licence(
+    licence_id: str, announced: Mapping[str, Licence | None] | None = None
+) -> Licence:
+    """The catalogue entry (id, name, URL) for a licence id, matched case-sensitively.
+
+    ``announced`` holds the licences the auth service announced, by id, with ``None`` for
+    one it deleted. The auth service is where a site manages its licences, so its entry
+    wins over a built-in one of the same id, and a deleted licence is refused even where a
+    built-in one has its id; the built-ins let intake work without an auth service.
+    """
+    announced = announced or {}
+    if licence_id in announced:
+        found = announced[licence_id]
+        if found is not None:
+            return found
         raise UnknownLicence(
-            f"unknown licence {licence_id!r}; choose one of {', '.join(LICENCES)}"
-        ) from None
+            f"licence {licence_id!r} has been deleted and takes no new collections; "
+            f"choose one of {', '.join(known_licences(announced))}"
+        )
+    if licence_id in LICENCES:
+        return LICENCES[licence_id]
+    raise UnknownLicence(
+        f"unknown licence {licence_id!r}; choose one of {', '.join(known_licences(announced))}"
+    )
 
 
 # -- names in quarantine ---------------------------------------------------------------------

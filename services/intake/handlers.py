@@ -1,7 +1,9 @@
-"""What intake does: register collections, and take a submission's files into quarantine.
+"""What intake does: register collections, take a submission's files into quarantine, and
+keep its copy of the licences the auth service announces.
 
-Intake consumes no events; its units of work start from HTTP requests. Each function takes
-the ports it needs and stages its events in the same transaction as its rows (outbox).
+Intake consumes one event, licence.updated; its other units of work start from HTTP
+requests. Each function takes the ports it needs and stages its events in the same
+transaction as its rows (outbox).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from services.common.events import (
     InstanceHeld,
     InstanceReceived,
     Licence,
+    LicenceUpdated,
     ObjectRef,
 )
 from services.common.messaging import Transaction
@@ -33,7 +36,13 @@ from services.common.metrics import INSTANCES_HELD, INSTANCES_RECEIVED
 from services.common.service import ServiceContext
 from services.common.store import StoredObject
 from services.intake import domain
-from services.intake.models import Collection, HeldInstance, ReceivedInstance, Submission
+from services.intake.models import (
+    Collection,
+    HeldInstance,
+    LicenceRecord,
+    ReceivedInstance,
+    Submission,
+)
 
 log = logging.getLogger("imarc.intake")
 
@@ -54,6 +63,46 @@ class StoreUnavailable(Exception):
 class UploadUnreadable(Exception):
     """A submitted file whose bytes cannot be had (e.g. a damaged zip entry); the message
     is the hold reason."""
+
+
+# -- licences --------------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time intake stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def on_licence_updated(event: Event, session: AsyncSession) -> list[Event]:
+    """Keep the licence as auth announced it (created, changed or deleted).
+
+    Runs once per event (inbox); an event older than the one that last wrote the row
+    (delivered late, after a retry) changes nothing.
+    """
+    data = event.payload(LicenceUpdated)
+    row = await session.get(LicenceRecord, data.id)
+    if row is None:
+        row = LicenceRecord(id=data.id)
+        session.add(row)
+    elif _utc(row.announced_at) > _utc(event.time):
+        log.info("licence %s: ignoring event %s, older than the one applied", data.id, event.id)
+        return []
+    row.name, row.url = data.name, data.url
+    row.commercial_use, row.requires_approval = data.commercial_use, data.requires_approval
+    row.deleted, row.announced_at = data.deleted, _utc(event.time)
+    return []
+
+
+async def announced_licences(session: AsyncSession) -> dict[str, Licence | None]:
+    """The licences auth announced, by id; None for a deleted one (see domain.resolve_licence)."""
+    rows = await session.scalars(select(LicenceRecord))
+    return {r.id: None if r.deleted else Licence(id=r.id, name=r.name, url=r.url) for r in rows}
+
+
+async def resolve_licence(session: AsyncSession, licence_id: str) -> Licence:
+    """A collection's licence: auth's announced ones first, then the built-ins.
+    Raises domain.UnknownLicence naming the known ids."""
+    return domain.resolve_licence(licence_id, await announced_licences(session))
 
 
 # -- collections -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Tables the intake service owns: collections, submissions, received and held instances."""
+"""Tables the intake service owns: collections, submissions, received and held instances,
+and its copy of the licences the auth service announces."""
 
 from __future__ import annotations
 
@@ -35,6 +36,23 @@ class Collection(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class LicenceRecord(Base):
+    """A licence as the auth service last announced it (licence.updated). ``deleted`` keeps
+    a deleted licence's id, so that it is refused for new collections even where a built-in
+    licence has the same id. ``announced_at`` is the announcing event's time: an older
+    event, delivered late, does not overwrite a newer one."""
+
+    __tablename__ = "licences"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(String(500))
+    commercial_use: Mapped[bool] = mapped_column(Boolean)
+    requires_approval: Mapped[bool] = mapped_column(Boolean)
+    deleted: Mapped[bool] = mapped_column(Boolean)
+    announced_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class Submission(Base):

@@ -21,7 +21,10 @@ def utc(value: datetime) -> datetime:
 
 class CollectionCreate(BaseModel):
     name: str = Field(description="case-sensitive identifier, e.g. Demo-CT")
-    licence: str = Field(description=f"licence id: one of {', '.join(domain.LICENCES)}")
+    licence: str = Field(
+        description="licence id (case-sensitive): one the auth service lists at "
+        f"/api/auth/licences, or a built-in one ({', '.join(domain.LICENCES)})"
+    )
     access: Access = "public"
     description: str = Field("", max_length=20_000)
     doi: str = Field("", max_length=200)

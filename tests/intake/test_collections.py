@@ -32,14 +32,17 @@ async def test_manager_registers_a_collection_and_it_is_announced(intake: Platfo
     assert c["licence"] == {
         "id": "TCIA-Restricted",
         "name": "TCIA Restricted License",
-        "url": "https://wiki.cancerimagingarchive.net/x/c4hF",
+        "url": "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/",
     }
     assert (c["access"], c["doi"], c["require_id_map"]) == ("limited", "10.7937/abc", True)
 
     announced = [e for e in await events(intake, CollectionUpdated.TYPE) if e.subject == c["name"]]
     assert len(announced) == 1
     payload = announced[0].payload(CollectionUpdated)
-    assert payload.licence.url == "https://wiki.cancerimagingarchive.net/x/c4hF"
+    assert (
+        payload.licence.url
+        == "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/"
+    )
     assert payload.model_dump(exclude={"licence"}) == {
         "name": "Lung-MR_2026",
         "access": "limited",

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.uid import ImplicitVRLittleEndian
 
+from services.common.events import Licence
 from services.intake import domain
 from services.intake.domain import Accepted, Held
 from tests.intake.helpers import ct, ct_dataset, encode, mr, sample, without
@@ -162,12 +163,36 @@ def test_licences_resolve_and_unknown_ones_name_the_known() -> None:
     lic = domain.resolve_licence("TCIA-Restricted")
     assert (lic.name, lic.url) == (
         "TCIA Restricted License",
-        "https://wiki.cancerimagingarchive.net/x/c4hF",
+        "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/",
     )
     assert domain.resolve_licence("CC-BY-4.0").name == "CC BY 4.0"
     with pytest.raises(domain.UnknownLicence) as e:
         domain.resolve_licence("cc-by-4.0")
     assert "CC-BY-4.0" in str(e.value) and "NCTN-Data-Archive" in str(e.value)
+
+
+def test_announced_licences_come_first_and_deleted_ones_are_refused() -> None:
+    dua = Licence(id="Site-DUA-1", name="Site DUA", url="https://dua.example.org/1")
+    auth_cc = Licence(id="CC-BY-4.0", name="CC BY 4.0 (as renamed in auth)")
+    announced: dict[str, Licence | None] = {
+        "Site-DUA-1": dua,
+        "CC-BY-4.0": auth_cc,
+        "CC-BY-3.0": None,  # deleted in auth
+    }
+    assert domain.resolve_licence("Site-DUA-1", announced) == dua
+    assert domain.resolve_licence("CC-BY-4.0", announced) == auth_cc
+    assert domain.resolve_licence("CC0-1.0", announced) == domain.LICENCES["CC0-1.0"]
+    with pytest.raises(domain.UnknownLicence) as deleted:
+        domain.resolve_licence("CC-BY-3.0", announced)
+    assert str(deleted.value).startswith("licence 'CC-BY-3.0' has been deleted")
+    with pytest.raises(domain.UnknownLicence) as unknown:
+        domain.resolve_licence("site-dua-1", announced)
+    known = str(unknown.value).partition("choose one of ")[2].split(", ")
+    assert known == [
+        "CC-BY-4.0", "CC-BY-NC-4.0", "CC-BY-NC-3.0", "CC0-1.0", "TCIA-Restricted",
+        "NCTN-Data-Archive", "Site-DUA-1",
+    ]  # fmt: skip
+    assert domain.known_licences() == list(domain.LICENCES)
 
 
 def test_collection_names() -> None:
