@@ -106,6 +106,8 @@ def run(
         if status["awaiting_review"]:
             # publish whole series as they complete (a curator would sign off per series)
             r = http.post(f"/api/qc/collections/{COLLECTION}/publish", json={"series": []})
+            if r.status_code != 200:
+                raise SystemExit(f"publish failed: {r.status_code} {r.text}")
             published.update(r.json().get("published", []))
         if status["deidentified"] >= n and t_deid is None:
             t_deid = time.perf_counter() - t0
@@ -152,6 +154,9 @@ def main() -> None:
             try:
                 creds = json.loads((data / "admin-credentials.json").read_text())
                 result = run(url, creds, files, total, args.parallel, args.batch)
+            except BaseException:
+                print((data / "imarc.log").read_text()[-6000:], file=sys.stderr)
+                raise
             finally:
                 proc.terminate()
                 proc.wait(30)

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,14 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _write_meta(path: Path, size: int, sha256: str) -> None:
+    """Write ``<object>.meta`` atomically: readers never see a half-written record."""
+    meta = path.with_name(path.name + ".meta")
+    tmp = meta.with_name(f".tmp-{uuid.uuid4().hex}-{meta.name}")
+    tmp.write_text(json.dumps({"size": size, "sha256": sha256}))
+    os.replace(tmp, meta)
+
+
 class FilesystemStore:
     """Objects as files under ``root/<zone>/<key>``; ``<key>.meta`` holds size and SHA-256."""
 
@@ -93,9 +102,7 @@ class FilesystemStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        path.with_name(path.name + ".meta").write_text(
-            json.dumps({"size": obj.size, "sha256": obj.sha256})
-        )
+        _write_meta(path, obj.size, obj.sha256)
         return obj
 
     async def put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
@@ -139,14 +146,14 @@ class FilesystemStore:
         if not sp.exists():
             raise ObjectNotFound(f"{src}/{key}")
         dp.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dp.with_name(f".tmp-{os.getpid()}-{dp.name}")
+        tmp = dp.with_name(f".tmp-{uuid.uuid4().hex}-{dp.name}")
         try:
             os.link(sp, tmp)  # objects are immutable once written: a hard link is a copy
         except OSError:
             shutil.copyfile(sp, tmp)
         os.replace(tmp, dp)
-        shutil.copyfile(sp.with_name(sp.name + ".meta"), dp.with_name(dp.name + ".meta"))
-        d = json.loads(dp.with_name(dp.name + ".meta").read_text())
+        d = json.loads(sp.with_name(sp.name + ".meta").read_text())
+        _write_meta(dp, int(d["size"]), str(d["sha256"]))
         return StoredObject(dst, dst_key, int(d["size"]), str(d["sha256"]))
 
     async def copy(

@@ -72,3 +72,15 @@ async def test_keys_cannot_escape_the_zone(store: ObjectStore) -> None:
 async def test_missing_object_is_a_clear_error(store: ObjectStore) -> None:
     with pytest.raises(ObjectNotFound):
         await store.get("public", "nope/none.dcm")
+
+
+async def test_concurrent_copies_of_one_object_all_succeed(store: ObjectStore) -> None:
+    import asyncio
+
+    data = b"x" * 10000
+    await store.put("curation", "C/s/1.dcm", data)
+    results = await asyncio.gather(
+        *(store.copy("curation", "C/s/1.dcm", "public") for _ in range(8))
+    )
+    assert {r.sha256 for r in results} == {hashlib.sha256(data).hexdigest()}
+    assert await store.get("public", "C/s/1.dcm") == data
