@@ -10,8 +10,10 @@ import asyncio
 import importlib
 import json
 import logging
+import multiprocessing
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -33,6 +35,17 @@ from services.common.store import ObjectStore, open_store
 
 log = logging.getLogger("imarc.runtime")
 JWKS_PATH = "/api/auth/.well-known/jwks.json"
+
+
+def _worker_init() -> None:
+    """A CPU worker ends with the process that started it, even if that one is killed."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def load_spec(name: str) -> ServiceSpec:
@@ -131,7 +144,13 @@ class Runtime:
     def cpu_executor(self) -> ProcessPoolExecutor:
         if self.executor is None:
             workers = self.settings.deid_workers or os.cpu_count() or 1
-            self.executor = ProcessPoolExecutor(max_workers=workers)
+            # forkserver, not fork: this process has threads (bus, stores), and a forked
+            # copy of a threaded process can deadlock.
+            self.executor = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_worker_init,
+            )
         return self.executor
 
     async def migrate(self) -> None:
@@ -213,7 +232,9 @@ class Runtime:
         for ctx in self.contexts.values():
             await ctx.db.dispose()
         if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            # wait: the workers must be gone when the process exits, never orphaned
+            await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
+            self.executor = None
 
     def probes(self) -> list[tuple[str, Probe]]:
         out: list[tuple[str, Probe]] = [(f"{c.name}-db", c.db.ping) for c in self.contexts.values()]

@@ -41,6 +41,11 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
+            from services.common import sqlite_inline
+
+            if self.url.drivername == "sqlite+aiosqlite":
+                # statements run inline on the loop: see services/common/sqlite_inline.py
+                self.url = self.url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
             if self.url.database:
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             # One connection per file: SQLite has one writer, and a shared connection
