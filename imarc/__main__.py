@@ -1,3 +1,4 @@
 from imarc.cli import main
 
-main()
+if __name__ == "__main__":  # CPU workers re-import the main module: never run the CLI there
+    main()
