@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -70,6 +72,8 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
 class Messaging:
     """One service's outbox, inbox and relay over its database and the shared bus."""
 
+    MAX_GROUP = 64
+
     def __init__(
         self,
         db: Database,
@@ -86,6 +90,8 @@ class Messaging:
         self.inbox = metadata.tables["inbox"]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Task[None] | None = None
         self._on_published = on_published
 
     # -- producing ---------------------------------------------------------------
@@ -192,16 +198,66 @@ class Messaging:
         """Run ``effect`` and stage the events it returns, once per (consumer, event id).
 
         Returns False when the event had already been processed (nothing is done).
+
+        Concurrent calls are group-committed: the effects waiting at one moment run one
+        after another in a single transaction, so a busy consumer pays for one commit per
+        batch rather than per event. If any effect of a batch fails, the batch is rolled
+        back and each effect is run again in its own transaction, so one bad event fails
+        alone and the others still take effect exactly once.
         """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(consumer, event, effect, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_pending())
+        return await future
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.MAX_GROUP]
+            del self._pending[: self.MAX_GROUP]
+            try:
+                results = await self._apply(batch)
+            except Exception:
+                if len(batch) == 1:
+                    results = None
+                    self._settle(batch[0], error=sys.exc_info()[1])
+                else:
+                    for item in batch:
+                        try:
+                            (ok,) = await self._apply([item])
+                        except Exception as e:
+                            self._settle(item, error=e)
+                        else:
+                            self._settle(item, ok)
+                    continue
+            for item, ok in zip(batch, results or (), strict=False):
+                self._settle(item, ok)
+
+    @staticmethod
+    def _settle(item: _Pending, ok: bool = False, error: BaseException | None = None) -> None:
+        if item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(ok)
+
+    async def _apply(self, batch: list[_Pending]) -> list[bool]:
+        results: list[bool] = []
+        emitted = False
         async with self.db.session() as s, s.begin():
-            result = await s.execute(self._inbox_insert(consumer, event.id))
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                return False
-            out = await effect(s)
-            await self.emit(s, out)
-        if out:
+            for item in batch:
+                result = await s.execute(self._inbox_insert(item.consumer, item.event.id))
+                if result.rowcount == 0:  # type: ignore[attr-defined]
+                    results.append(False)
+                    continue
+                out = await item.effect(s)
+                await self.emit(s, out)
+                emitted = emitted or bool(out)
+                results.append(True)
+        if emitted:
             self.notify()
-        return True
+        return results
 
     def idempotent(
         self,
@@ -224,6 +280,14 @@ class Messaging:
             await self.emit(s, tx.events)
         if tx.events:
             self.notify()
+
+
+@dataclass
+class _Pending:
+    consumer: str
+    event: Event
+    effect: Callable[[AsyncSession], Awaitable[Sequence[Event]]]
+    future: asyncio.Future[bool]
 
 
 class Transaction:

@@ -27,14 +27,26 @@ def consumers(ctx: ServiceContext) -> Sequence[Consumer]:
             "qc.on_instance_received",
             (InstanceReceived.TYPE,),
             handler=handlers.on_instance_received,
+            concurrency=PER_INSTANCE_CONCURRENCY,
         ),
-        Consumer("qc.on_instance_held", (InstanceHeld.TYPE,), handler=handlers.on_instance_held),
+        Consumer(
+            "qc.on_instance_held",
+            (InstanceHeld.TYPE,),
+            handler=handlers.on_instance_held,
+            concurrency=PER_INSTANCE_CONCURRENCY,
+        ),
         Consumer(
             "qc.on_instance_deidentified",
             (InstanceDeidentified.TYPE,),
             handler=handlers.on_instance_deidentified,
+            concurrency=PER_INSTANCE_CONCURRENCY,
         ),
     )
+
+
+# Per-instance events are independent (the newest event time decides an instance's stage),
+# so many are taken at once and group-committed by the messaging layer.
+PER_INSTANCE_CONCURRENCY = 32
 
 
 def spec() -> ServiceSpec:

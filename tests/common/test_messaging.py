@@ -168,3 +168,31 @@ async def test_outbox_relay_resumes_after_restart_without_loss_or_duplicate_effe
         ids = (await s.scalars(select(env.effects.c.event_id))).all()
     assert sorted(ids) == sorted(e.id for e in events)
     assert await second.pending() == 0
+
+
+async def test_group_commit_isolates_a_failing_effect(env: Env) -> None:
+    m = Messaging(env.db, env.bus, env.metadata, service="svc")
+    events = [Event(source="/t", type="org.imarc.thing.happened") for _ in range(20)]
+    bad = events[7]
+
+    def effect_for(e: Event):  # type: ignore[no-untyped-def]
+        async def effect(s: AsyncSession) -> list[Event]:
+            await s.execute(insert(env.effects).values(event_id=e.id))
+            if e.id == bad.id:
+                raise ValueError("this event cannot be applied")
+            return []
+
+        return effect
+
+    results = await asyncio.gather(
+        *(m.apply_once("svc.group", e, effect_for(e)) for e in events),
+        return_exceptions=True,
+    )
+    assert isinstance(results[7], ValueError)
+    assert [r for i, r in enumerate(results) if i != 7] == [True] * 19
+    async with env.db.session() as s:
+        ids = sorted((await s.scalars(select(env.effects.c.event_id))).all())
+    assert ids == sorted(e.id for e in events if e.id != bad.id)
+    # applied ones are not applied again; the failed one can still be retried
+    again = await asyncio.gather(*(m.apply_once("svc.group", e, effect_for(e)) for e in events[:3]))
+    assert again == [False, False, False]
