@@ -105,7 +105,7 @@ def run(
         if status["deidentified"] + status["held"] >= n:
             t_deid = time.perf_counter() - t0
             break
-        time.sleep(0.1)
+        time.sleep(0.5)
     # a curator signs the collection off once everything is de-identified
     r = http.post(f"/api/qc/collections/{COLLECTION}/publish", json={"series": []})
     if r.status_code != 200:

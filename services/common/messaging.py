@@ -91,6 +91,7 @@ class Messaging:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pending: list[_Pending] = []
+        self._inbox_stmt: Any = None
         self._committer: asyncio.Task[None] | None = None
         self._on_published = on_published
 
@@ -174,11 +175,16 @@ class Messaging:
 
     # -- consuming ---------------------------------------------------------------
 
-    def _inbox_insert(self, consumer: str, event_id: str) -> Any:
-        values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
-        if self.db.is_sqlite:
-            return sqlite.insert(self.inbox).values(**values).on_conflict_do_nothing()
-        return postgresql.insert(self.inbox).values(**values).on_conflict_do_nothing()
+    async def _record_inbox(self, s: AsyncSession, consumer: str, event_id: str) -> bool:
+        """Record the event as processed; False if it already was."""
+        if self._inbox_stmt is None:
+            dialect = sqlite if self.db.is_sqlite else postgresql
+            self._inbox_stmt = dialect.insert(self.inbox).on_conflict_do_nothing()
+        result = await s.execute(
+            self._inbox_stmt,
+            {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)},
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def seen(self, consumer: str, event_id: str) -> bool:
         async with self.db.session() as s:
@@ -247,8 +253,7 @@ class Messaging:
         emitted = False
         async with self.db.session() as s, s.begin():
             for item in batch:
-                result = await s.execute(self._inbox_insert(item.consumer, item.event.id))
-                if result.rowcount == 0:  # type: ignore[attr-defined]
+                if not await self._record_inbox(s, item.consumer, item.event.id):
                     results.append(False)
                     continue
                 out = await item.effect(s)

@@ -84,6 +84,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         try:
             row = await handlers.update_profile(ctx.db, collection, changes, principal.subject)
+            ctx.state.get("profiles", {}).pop(collection, None)
         except domain.ProfileError as e:
             raise HTTPException(400, str(e)) from e
         except IntegrityError as e:

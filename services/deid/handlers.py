@@ -99,14 +99,22 @@ async def _upsert(
 ) -> None:
     if not rows:
         return
-    table = model.__table__
     dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)  # type: ignore[arg-type]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={c: stmt.excluded[c] for c in rows[0] if c not in keys},
-    )
+    stmt = _upsert_statement(model, dialect, tuple(keys), tuple(rows[0]))
     await session.execute(stmt, list(rows))
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(
+    model: type[Base], dialect: str, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> Any:
+    """Built once per shape: constructing the statement costs more than running it."""
+    table = model.__table__
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)  # type: ignore[arg-type]
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c: stmt.excluded[c] for c in columns if c not in keys},
+    )
 
 
 # -- profiles -----------------------------------------------------------------------
@@ -307,6 +315,29 @@ async def resolve_pseudonym(
     raise RuntimeError(f"could not allocate a pseudonym in {collection} after many attempts")
 
 
+PROFILE_TTL = 2.0
+
+
+async def _cached_profile(ctx: ServiceContext, collection: str) -> Profile | None:
+    """The collection's current profile, remembered for a moment: a series of hundreds of
+    instances then reads it once. A change through this process's API is seen at once
+    (update_profile clears the entry); one made through another replica within
+    PROFILE_TTL seconds, and every output records the version it was made with."""
+    cache: dict[str, tuple[float, Profile]] = ctx.state.setdefault("profiles", {})
+    hit = cache.get(collection)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < PROFILE_TTL:
+        return hit[1]
+    async with ctx.db.session() as s:
+        # A profile exists exactly when collection.updated has been seen.
+        row = await current_profile(s, collection)
+    if row is None:
+        return None
+    profile = _profile_of(row)
+    cache[collection] = (now, profile)
+    return profile
+
+
 async def _cached_pseudonym(
     ctx: ServiceContext, collection: str, original_id: str, require_id_map: bool
 ) -> Pseudonym:
@@ -432,15 +463,12 @@ async def process_received(
     received: InstanceReceived = event.payload(InstanceReceived)
     collection, instance_id = received.collection, received.instance_id
     release = released_by is not None
-    async with ctx.db.session() as s:
-        # A profile exists exactly when collection.updated has been seen.
-        profile_row = await current_profile(s, collection)
-    if profile_row is None:
+    profile = await _cached_profile(ctx, collection)
+    if profile is None:
         raise CollectionNotKnown(
             f"collection {collection!r} is not known to deid yet (its collection.updated "
             "has not arrived); the event will be retried"
         )
-    profile = _profile_of(profile_row)
 
     async def hold(reason: str) -> Outcome:
         return await _record_hold(ctx, consumer, event, received, reason, release)
