@@ -59,6 +59,43 @@ def postgres_url() -> str:
     return f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/imarc_test"
 
 
+def admin_sql(sql: str) -> None:
+    """Run one statement on the server's maintenance database (from any thread or loop)."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user="postgres", database="postgres"
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+def _fresh_database(postgres_url: str) -> Iterator[str]:
+    name = "imarc_t_" + uuid.uuid4().hex[:12]
+    admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for one test module (services keep fixed schemas)."""
+    yield from _fresh_database(postgres_url)
+
+
+@pytest.fixture
+def fresh_pg_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for one test."""
+    yield from _fresh_database(postgres_url)
+
+
 @pytest.fixture
 def unique() -> str:
     return "t" + uuid.uuid4().hex[:10]

@@ -3,17 +3,14 @@ PostgreSQL; and the auth service works on PostgreSQL (its own schema)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import jwt
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from services.auth.bootstrap import spec
 from services.auth.models import metadata
@@ -42,28 +39,9 @@ async def test_migration_matches_the_models_on_sqlite(tmp_path: Path) -> None:
         await db.dispose()
 
 
-@pytest.fixture
-async def pg_database(postgres_url: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for one test (dropped afterwards)."""
-    url = make_url(postgres_url)
-    name = f"imarc_auth_{uuid.uuid4().hex[:10]}"
-    kw = dict(host=url.host, port=url.port, user=url.username, database="postgres")
-    conn = await asyncpg.connect(**kw)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield url.set(database=name).render_as_string(hide_password=False)
-    conn = await asyncpg.connect(**kw)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.mark.postgres
-async def test_migration_matches_the_models_on_postgres(pg_database: str) -> None:
-    db = Database(pg_database, schema="auth")
+async def test_migration_matches_the_models_on_postgres(fresh_pg_url: str) -> None:
+    db = Database(fresh_pg_url, schema="auth")
     try:
         assert await _migrated_diff(db) == []
     finally:
@@ -71,8 +49,8 @@ async def test_migration_matches_the_models_on_postgres(pg_database: str) -> Non
 
 
 @pytest.mark.postgres
-async def test_auth_on_postgres(tmp_path: Path, pg_database: str) -> None:
-    async with platform(tmp_path, services=["auth"], database_url=pg_database) as p:
+async def test_auth_on_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
+    async with platform(tmp_path, services=["auth"], database_url=fresh_pg_url) as p:
         admin = bearer((await login(p.client, *ADMIN))["access_token"])
         await register(p.client, "pia", "pia-password-1")
         tokens = await login(p.client, "pia", "pia-password-1")
@@ -102,7 +80,7 @@ async def test_auth_on_postgres(tmp_path: Path, pg_database: str) -> None:
             k["kid"] for k in (await p.client.get("/api/auth/.well-known/jwks.json")).json()["keys"]
         }
     # a restart finds the same keys, admin and accounts in the auth schema
-    async with platform(tmp_path, services=["auth"], database_url=pg_database) as p:
+    async with platform(tmp_path, services=["auth"], database_url=fresh_pg_url) as p:
         tokens = await login(p.client, *ADMIN)
         assert (
             await p.client.get("/api/auth/me", headers=bearer(tokens["access_token"]))

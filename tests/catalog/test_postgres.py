@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -18,27 +14,6 @@ from tests.harness import auth_header, mint, platform
 
 pytestmark = pytest.mark.postgres
 V4 = "/nbia-api/services/v4"
-
-
-@pytest.fixture(scope="module")
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A database of its own for this module (the catalog's schema is always "catalog")."""
-    name = "imarc_catalog_" + uuid.uuid4().hex[:10]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(
-            host="127.0.0.1", port=5432, user="postgres", database="postgres"
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.filterwarnings("ignore:The value length")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
 
 import httpx
 import jwt
@@ -64,7 +64,7 @@ async def test_jwks_client_drops_retired_keys_after_max_age() -> None:
     token = mint("someone")
     assert (await verifier.verify(token))["sub"] == "someone"
     served["jwks"] = {"keys": []}  # the key is retired at the auth service
-    time.sleep(0.25)
+    await asyncio.sleep(0.25)
     with pytest.raises(InvalidToken, match="unknown key"):
         await verifier.verify(token)
 

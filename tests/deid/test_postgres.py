@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from services.common.events import InstanceDeidentified
 from services.deid.handlers import resolve_pseudonym
@@ -17,30 +14,6 @@ from tests.deid.helpers import deid_platform, manager_headers
 
 pytestmark = [pytest.mark.postgres]
 C = "PG-CT"
-
-
-@pytest.fixture(scope="module")
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A fresh database for this module, dropped afterwards."""
-    import asyncpg
-
-    name = "imarc_deid_" + uuid.uuid4().hex[:10]
-    base = make_url(postgres_url)
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(
-            host=base.host, port=base.port, user=base.username, database="postgres"
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def test_concurrent_allocations_give_each_patient_one_number(

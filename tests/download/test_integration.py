@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from tests.download.test_download_service import V4, publish
@@ -50,24 +48,7 @@ async def test_publish_and_get_image_on_s3(tmp_path: Path, s3_url: str) -> None:
         await publish_and_download(p)
 
 
-@pytest.fixture
-async def fresh_database(postgres_url: str, unique: str) -> AsyncIterator[str]:
-    """A database of its own, so the services' schemas (named qc, download) are fresh."""
-    admin = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
-    conn = await asyncpg.connect(**admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{unique}"')
-    finally:
-        await conn.close()
-    yield postgres_url.rsplit("/", 1)[0] + f"/{unique}"
-    conn = await asyncpg.connect(**admin)
-    try:
-        await conn.execute(f'DROP DATABASE "{unique}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.mark.postgres
-async def test_publish_and_get_image_on_postgresql(tmp_path: Path, fresh_database: str) -> None:
-    async with platform(tmp_path, services=["qc", "download"], database_url=fresh_database) as p:
+async def test_publish_and_get_image_on_postgresql(tmp_path: Path, fresh_pg_url: str) -> None:
+    async with platform(tmp_path, services=["qc", "download"], database_url=fresh_pg_url) as p:
         await publish_and_download(p)

@@ -115,7 +115,9 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     # MR_small.dcm is a DERIVED\SECONDARY image: de-id holds it for possible burned-in PHI
     # until a curator has looked at it and releases it.
     await poll(
-        await status_when(lambda s: s.get("deidentified", 0) + s.get("held", 0) == len(good) + len(bad)),
+        await status_when(
+            lambda s: s.get("deidentified", 0) + s.get("held", 0) == len(good) + len(bad)
+        ),
         what="every good file to be de-identified or held",
     )
     holds = (await client.get(f"/api/deid/collections/{COLLECTION}/held", headers=admin)).json()

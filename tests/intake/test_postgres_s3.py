@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -29,27 +25,6 @@ from tests.intake.helpers import (
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
-
-
-@pytest.fixture(scope="module")
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """A database of its own for this module (intake's schema is always "intake")."""
-    name = "imarc_intake_" + uuid.uuid4().hex[:10]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(
-            host="127.0.0.1", port=5432, user="postgres", database="postgres"
-        )
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def test_intake_on_postgres_and_s3(tmp_path: Path, pg_url: str, s3_url: str) -> None:
