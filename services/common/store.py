@@ -50,6 +50,8 @@ class ObjectStore(Protocol):
     async def delete(self, zone: Zone, key: str) -> None: ...
     async def ping(self) -> None: ...
     def open_sync(self, zone: Zone, key: str) -> Any: ...
+    def get_sync(self, zone: Zone, key: str) -> bytes: ...
+    def put_sync(self, zone: Zone, key: str, data: bytes) -> StoredObject: ...
 
 
 def _check_key(key: str) -> str:
@@ -105,15 +107,22 @@ class FilesystemStore:
         _write_meta(path, obj.size, obj.sha256)
         return obj
 
+    def put_sync(self, zone: Zone, key: str, data: bytes) -> StoredObject:
+        """Blocking put, for worker processes and threads."""
+        return self._write(zone, key, data)
+
+    def get_sync(self, zone: Zone, key: str) -> bytes:
+        """Blocking get, for worker processes and threads."""
+        try:
+            return self._path(zone, key).read_bytes()
+        except FileNotFoundError as e:
+            raise ObjectNotFound(f"{zone}/{key}") from e
+
     async def put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
         return await asyncio.to_thread(self._write, zone, key, data)
 
     async def get(self, zone: Zone, key: str) -> bytes:
-        path = self._path(zone, key)
-        try:
-            return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError as e:
-            raise ObjectNotFound(f"{zone}/{key}") from e
+        return await asyncio.to_thread(self.get_sync, zone, key)
 
     def open_sync(self, zone: Zone, key: str) -> Any:
         try:
@@ -232,6 +241,14 @@ class S3Store:
             metadata={"sha256": obj.sha256},
         )
         return obj
+
+    def put_sync(self, zone: Zone, key: str, data: bytes) -> StoredObject:
+        """Blocking put, for worker processes and threads."""
+        return self._put(zone, key, data)
+
+    def get_sync(self, zone: Zone, key: str) -> bytes:
+        """Blocking get, for worker processes and threads."""
+        return self._get(zone, key)
 
     async def put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
         return await asyncio.to_thread(self._put, zone, key, data)

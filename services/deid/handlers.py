@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import hmac
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import BrokenExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,16 +37,12 @@ from services.common.events import (
 from services.common.metrics import DEID_SECONDS, INSTANCES_DEIDENTIFIED, INSTANCES_HELD
 from services.common.service import ServiceContext
 from services.common.store import ObjectNotFound
-from services.deid import domain
+from services.deid import domain, worker
 from services.deid.engine import (
     DeidentificationError,
     Keys,
     Profile,
-    Request,
-    Result,
     date_offset_days,
-    deidentify,
-    read_patient_id,
 )
 from services.deid.models import (
     Base,
@@ -61,6 +56,7 @@ from services.deid.models import (
 )
 
 log = logging.getLogger("imarc.deid")
+T = TypeVar("T")
 
 RECEIVED_QUEUE = "deid.on_instance_received"
 COLLECTIONS_QUEUE = "deid.on_collection_updated"
@@ -359,10 +355,6 @@ async def _cached_pseudonym(
 # -- the de-identification pipeline ------------------------------------------------------
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 async def _is_current(
     s: AsyncSession, instance_id: str, received_at: datetime, require_hold: bool
 ) -> bool:
@@ -443,13 +435,8 @@ async def _record_hold(
     return Outcome(received.instance_id, "held", reason=reason)
 
 
-async def _run_engine(ctx: ServiceContext, req: Request) -> Result:
-    loop = asyncio.get_running_loop()
-    started = time.perf_counter()
-    try:
-        return await loop.run_in_executor(ctx.executor, deidentify, req)
-    finally:
-        DEID_SECONDS.observe(time.perf_counter() - started)
+async def _in_worker(ctx: ServiceContext, fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(ctx.executor, fn, *args)
 
 
 async def process_received(
@@ -473,41 +460,52 @@ async def process_received(
     async def hold(reason: str) -> Outcome:
         return await _record_hold(ctx, consumer, event, received, reason, release)
 
+    source = worker.Source(
+        ctx.settings.resolved_store_url(),
+        ctx.settings.store_fsync,
+        received.object.key,
+        received.object.sha256,
+    )
     try:
-        raw = await ctx.store.get("quarantine", received.object.key)
+        original_id = await _in_worker(ctx, worker.inspect, source)
     except ObjectNotFound:
         return await hold(domain.QUARANTINE_MISSING)
-    if await asyncio.to_thread(_sha256, raw) != received.object.sha256:
+    except worker.ChecksumMismatch:
         return await hold(domain.CHECKSUM_MISMATCH)
-    try:
-        original_id = await asyncio.to_thread(read_patient_id, raw)
     except DeidentificationError as e:
         return await hold(domain.failure_reason(e))
     pseudonym = await _cached_pseudonym(ctx, collection, original_id, profile.require_id_map)
     if pseudonym.value is None:
         return await hold(pseudonym.hold_reason or domain.NO_ID_MAP_ENTRY)
     keys = collection_keys(ctx.state["keys"], collection)
-    req = Request(
-        raw=raw,
-        collection=collection,
-        patient_pseudonym=pseudonym.value,
-        keys=keys,
-        profile=profile,
-        date_offset_days=date_offset_days(keys, collection, original_id, profile.date_shift_scope),
-        release_pixel_hold=received.release_pixel_hold,
-    )
+    fields = {
+        "collection": collection,
+        "patient_pseudonym": pseudonym.value,
+        "keys": keys,
+        "profile": profile,
+        "date_offset_days": date_offset_days(
+            keys, collection, original_id, profile.date_shift_scope
+        ),
+        "release_pixel_hold": received.release_pixel_hold,
+    }
+    started = time.perf_counter()
     try:
-        result = await _run_engine(ctx, req)
+        result, stored = await _in_worker(ctx, worker.deidentify_object, source, fields)
     except BrokenExecutor:
         raise  # the pool died, not the file: retry on a fresh delivery
+    except ObjectNotFound:
+        return await hold(domain.QUARANTINE_MISSING)
+    except worker.ChecksumMismatch:
+        return await hold(domain.CHECKSUM_MISMATCH)
     except Exception as e:
         log.warning("de-identification of %s failed", instance_id, exc_info=True)
         return await hold(domain.failure_reason(e))
-    if result.held_reason or result.data is None:
+    finally:
+        DEID_SECONDS.observe(time.perf_counter() - started)
+    if stored is None:
         return await hold(result.held_reason or "the engine produced no output")
 
-    key = domain.curation_key(collection, result.deidentified)
-    stored = await ctx.store.put("curation", key, result.data)
+    key = stored.key
     ref = ObjectRef(zone="curation", key=key, size=stored.size, sha256=stored.sha256)
     ids = result.deidentified
     current = True
