@@ -28,7 +28,7 @@ def consumers(ctx: ServiceContext) -> Sequence[Consumer]:
             RECEIVED_QUEUE,
             (InstanceReceived.TYPE,),
             raw=partial(on_instance_received, ctx=ctx),
-            concurrency=workers * 2,
+            concurrency=workers * 4,
         ),
         Consumer(COLLECTIONS_QUEUE, (CollectionUpdated.TYPE,), handler=on_collection_updated),
     )
