@@ -28,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     insert,
     select,
@@ -92,6 +93,7 @@ class Messaging:
         self._task: asyncio.Task[None] | None = None
         self._pending: list[_Pending] = []
         self._inbox_stmt: Any = None
+        self._seen_stmt: Any = None
         self._committer: asyncio.Task[None] | None = None
         self._on_published = on_published
 
@@ -187,12 +189,13 @@ class Messaging:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def seen(self, consumer: str, event_id: str) -> bool:
-        async with self.db.session() as s:
-            row = await s.scalar(
-                select(self.inbox.c.event_id).where(
-                    self.inbox.c.consumer == consumer, self.inbox.c.event_id == event_id
-                )
+        if self._seen_stmt is None:
+            self._seen_stmt = select(self.inbox.c.event_id).where(
+                self.inbox.c.consumer == bindparam("consumer"),
+                self.inbox.c.event_id == bindparam("event_id"),
             )
+        async with self.db.session() as s:
+            row = await s.scalar(self._seen_stmt, {"consumer": consumer, "event_id": event_id})
         return row is not None
 
     async def apply_once(

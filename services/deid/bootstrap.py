@@ -35,6 +35,8 @@ def consumers(ctx: ServiceContext) -> Sequence[Consumer]:
 
 
 async def on_start(ctx: ServiceContext) -> None:
+    # resolved once: the workers open the same store from its URL
+    ctx.state["store_url"] = ctx.settings.resolved_store_url()
     secret = ctx.settings.secret.get_secret_value()
     try:
         ctx.state["keys"] = Keys(secret.encode(), ctx.settings.uid_root)

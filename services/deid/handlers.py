@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import bindparam, delete, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -355,6 +355,17 @@ async def _cached_pseudonym(
 # -- the de-identification pipeline ------------------------------------------------------
 
 
+_LATEST_RECEIVED = (
+    select(Hold.received_at, literal("hold"))
+    .where(Hold.instance_id == bindparam("instance_id"))
+    .union_all(
+        select(Instance.received_at, literal("instance")).where(
+            Instance.instance_id == bindparam("instance_id")
+        )
+    )
+)
+
+
 async def _is_current(
     s: AsyncSession, instance_id: str, received_at: datetime, require_hold: bool
 ) -> bool:
@@ -363,15 +374,7 @@ async def _is_current(
     A release only acts on an instance that is still held; an older received event that is
     redelivered late must not undo the outcome of a newer submission of the same instance.
     """
-    latest = await s.execute(
-        select(Hold.received_at, literal("hold"))
-        .where(Hold.instance_id == instance_id)
-        .union_all(
-            select(Instance.received_at, literal("instance")).where(
-                Instance.instance_id == instance_id
-            )
-        )
-    )
+    latest = await s.execute(_LATEST_RECEIVED, {"instance_id": instance_id})
     seen = {kind: _aware(at) for at, kind in latest.all()}
     if require_hold:
         return "hold" in seen
@@ -461,7 +464,7 @@ async def process_received(
         return await _record_hold(ctx, consumer, event, received, reason, release)
 
     source = worker.Source(
-        ctx.settings.resolved_store_url(),
+        ctx.state["store_url"],
         ctx.settings.store_fsync,
         received.object.key,
         received.object.sha256,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,27 +49,33 @@ COPY_CONCURRENCY = 8
 CURATED = (Stage.DEIDENTIFIED.value, Stage.PUBLISHED.value)
 
 
-def _insert_ignore(session: AsyncSession, table: Table, values: dict[str, Any]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**values).on_conflict_do_nothing()
+async def _insert_ignore(session: AsyncSession, table: Table, values: dict[str, Any]) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` of one row."""
+    stmt = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    await session.execute(stmt, values)
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_ignore_statement(table: Table, dialect: str) -> Any:
+    """Built once per table: constructing a statement costs more than running it."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).on_conflict_do_nothing()
 
 
 async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -> Instance:
     """The instance's row, created if new, locked for this transaction (competing
     consumers of different queues may touch the same instance at once)."""
-    await s.execute(
-        _insert_ignore(
-            s,
-            Instance.__table__,  # type: ignore[arg-type]
-            {
-                "instance_id": instance_id,
-                "collection": collection,
-                "stage": Stage.RECEIVED,
-                "stage_at": EPOCH,
-                "site": "",
-                "filename": "",
-            },
-        )
+    await _insert_ignore(
+        s,
+        Instance.__table__,  # type: ignore[arg-type]
+        {
+            "instance_id": instance_id,
+            "collection": collection,
+            "stage": Stage.RECEIVED,
+            "stage_at": EPOCH,
+            "site": "",
+            "filename": "",
+        },
     )
     row = await s.scalar(
         select(Instance).where(Instance.instance_id == instance_id).with_for_update()
@@ -136,19 +143,17 @@ async def on_instance_deidentified(event: Event, s: AsyncSession) -> list[Event]
     inst.modality = p.modality
     inst.curation_key, inst.size, inst.sha256 = p.object.key, p.object.size, p.object.sha256
     inst.header = p.header
-    await s.execute(
-        _insert_ignore(
-            s,
-            Series.__table__,  # type: ignore[arg-type]
-            {
-                "series_instance_uid": p.series_instance_uid,
-                "collection": p.collection,
-                "study_instance_uid": p.study_instance_uid,
-                "patient_id": p.patient_id,
-                "modality": p.modality,
-                "review_state": ReviewState.NOT_REVIEWED,
-            },
-        )
+    await _insert_ignore(
+        s,
+        Series.__table__,  # type: ignore[arg-type]
+        {
+            "series_instance_uid": p.series_instance_uid,
+            "collection": p.collection,
+            "study_instance_uid": p.study_instance_uid,
+            "patient_id": p.patient_id,
+            "modality": p.modality,
+            "review_state": ReviewState.NOT_REVIEWED,
+        },
     )
     return []
 
