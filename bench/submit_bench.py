@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,7 @@ def start_embedded(data: Path) -> tuple[str, subprocess.Popen[bytes]]:
 def run(
     url: str, creds: dict[str, str], files: list[Path], total_bytes: int, parallel: int, batch: int
 ) -> dict[str, float]:
+    url_base = url
     http = httpx.Client(base_url=url, timeout=600)
     tok = http.post("/api/auth/token", data={"grant_type": "password", **creds}).json()
     http.headers["Authorization"] = f"Bearer {tok['access_token']}"
@@ -86,7 +88,17 @@ def run(
     n = len(files)
     batches = [files[i : i + batch] for i in range(0, n, batch)]
 
+    token = http.headers["Authorization"]
+    curl = shutil.which("curl")
+
     def send(chunk: list[Path]) -> int:
+        url = f"{url_base}/api/intake/collections/{COLLECTION}/instances"
+        if curl:  # a C client keeps the 2-core machine's CPU for the server being measured
+            cmd = [curl, "-sS", "--fail-with-body", "-H", f"Authorization: {token}", url]
+            for p in chunk:
+                cmd += ["-F", f"file=@{p};type=application/dicom"]
+            out = subprocess.run(cmd, capture_output=True, check=True).stdout
+            return int(json.loads(out)["accepted_count"])
         parts = [("file", (p.name, p.read_bytes(), "application/dicom")) for p in chunk]
         r = http.post(f"/api/intake/collections/{COLLECTION}/instances", files=parts)
         r.raise_for_status()
