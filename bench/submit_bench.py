@@ -13,6 +13,7 @@ Prints instances/s and MB/s per phase and for the whole run.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from imarc.stack import Stack, free_port  # noqa: E402
+from imarc.stack import Stack, drop_database, free_port  # noqa: E402
 from imarc.synth import corpus  # noqa: E402
 from services.common.settings import SERVICES  # noqa: E402
 
@@ -186,6 +187,8 @@ def main() -> None:
                 result = run(stack.url, creds, files, total, args.parallel, args.batch)
             finally:
                 stack.stop()
+                stack.destroy_broker_objects()
+                asyncio.run(drop_database(stack.env["IMARC_DATABASE_URL"]))
         result["mode"] = args.mode  # type: ignore[assignment]
         print(json.dumps(result, indent=2))
 

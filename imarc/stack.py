@@ -48,6 +48,25 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
+async def drop_database(url: str) -> None:
+    """Drop the PostgreSQL database named in ``url`` (benchmarks clean up after themselves)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    conn = await asyncpg.connect(
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password,
+        database="postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 class Stack:
     """The processes of a distributed deployment on loopback."""
 
@@ -139,6 +158,32 @@ class Stack:
         if self.s3 is not None:
             self.s3.stop()
             self.s3 = None
+
+    def destroy_broker_objects(self) -> None:
+        """Delete the queues and exchange this deployment declared (tests, benchmarks)."""
+        from imarc.runtime import Runtime
+        from services.common.bus import EXCHANGE, RabbitBus
+
+        url, prefix = self.env.get("IMARC_BUS_URL", ""), self.env.get("IMARC_BUS_PREFIX", "")
+        if not url:
+            return
+        # engines of the Runtime below are never connected: it only names the consumers
+        unused_db = "postgresql+asyncpg://unused@127.0.0.1/unused"
+        runtime = Runtime(
+            Settings(bus_url=url, bus_prefix=prefix, database_url=unused_db), SERVICES
+        )
+        queues = [c.queue for s in runtime.specs for c in s.consumers(runtime.contexts[s.name])]
+
+        async def delete() -> None:
+            bus = RabbitBus(url, exchange=prefix + EXCHANGE, queue_prefix=prefix)
+            try:
+                await bus.delete_queues(queues, exchange=True)
+            finally:
+                await bus.close()
+                for ctx in runtime.contexts.values():
+                    await ctx.db.dispose()
+
+        asyncio.run(delete())
 
 
 def run_stack(data_dir: Path) -> None:

@@ -295,6 +295,7 @@ class RabbitBus:
     ) -> None:
         self.url = url
         self.queue_prefix = queue_prefix
+        self.declared: set[str] = set()
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.exchange_name = exchange
@@ -352,6 +353,7 @@ class RabbitBus:
         )
 
     async def _declare(self, channel: Any, queue: str) -> Any:
+        self.declared.update((queue, queue + ".dlq", queue + ".retry"))
         q = await channel.declare_queue(queue, durable=True)
         await channel.declare_queue(queue + ".dlq", durable=True)
         await channel.declare_queue(
@@ -440,6 +442,29 @@ class RabbitBus:
             return out
         finally:
             await channel.close()
+
+    async def delete_queues(self, queues: Sequence[str] = (), *, exchange: bool = False) -> None:
+        """Delete queues (with their retry and dead-letter queues) and optionally the
+        exchange: for tearing down a deployment's or a test's broker objects."""
+        await self.start()
+        names = set(self.declared)
+        for q in queues:
+            names.update(
+                (
+                    self.queue_prefix + q,
+                    self.queue_prefix + q + ".dlq",
+                    self.queue_prefix + q + ".retry",
+                )
+            )
+        channel = await self._conn.channel()
+        try:
+            for name in sorted(names):
+                await channel.queue_delete(name)
+            if exchange:
+                await channel.exchange_delete(self.exchange_name)
+        finally:
+            await channel.close()
+        self.declared.clear()
 
     async def depth(self, queue: str) -> int:
         await self.start()

@@ -24,6 +24,8 @@ async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
         b = RabbitBus(url, max_attempts=3, retry_base=0.02, exchange=f"test.{uuid.uuid4().hex}")
     await b.start()
     yield b
+    if isinstance(b, RabbitBus):  # leave no test queues behind on the shared broker
+        await b.delete_queues(exchange=True)
     await b.close()
 
 

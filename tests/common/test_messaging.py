@@ -69,8 +69,11 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     await db.create_all(md)
     bus = make_bus()
     await bus.start()
-    yield Env(db, bus, md, effects, make_bus, schema)
-    await bus.close()
+    state = Env(db, bus, md, effects, make_bus, schema)
+    yield state
+    if isinstance(state.bus, RabbitBus):  # leave no test queues behind on the shared broker
+        await state.bus.delete_queues([f"svc.on_thing.{schema}"], exchange=True)
+    await state.bus.close()
     if not db.is_sqlite:
         async with db.engine.begin() as conn:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

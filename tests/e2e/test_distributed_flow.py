@@ -19,11 +19,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq, pytes
 
 
 @pytest.fixture
-def stack(tmp_path: Path, postgres_url: str, rabbit_url: str) -> Iterator[Stack]:
+def stack(tmp_path: Path, fresh_pg_url: str, rabbit_url: str) -> Iterator[Stack]:
     run = uuid.uuid4().hex[:8]
-    db_url = postgres_url.rsplit("/", 1)[0] + f"/imarc_e2e_{run}"
     env = {
-        "IMARC_DATABASE_URL": db_url,
+        "IMARC_DATABASE_URL": fresh_pg_url,
         "IMARC_BUS_URL": rabbit_url,
         "IMARC_BUS_PREFIX": f"e2e-{run}.",
         "IMARC_STORE_URL": "",
@@ -40,6 +39,7 @@ def stack(tmp_path: Path, postgres_url: str, rabbit_url: str) -> Iterator[Stack]
         yield s
     finally:
         s.stop()
+        s.destroy_broker_objects()
         for log in sorted((tmp_path / "stack").glob("*.log")):
             text = log.read_text(errors="replace")
             if "Traceback" in text:
