@@ -28,7 +28,13 @@ from services.common.db import Database
 from services.common.events import Event
 from services.common.messaging import Messaging
 from services.common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, OUTBOX_PENDING
-from services.common.security import JwksClient, KeySource, StaticKeys, TokenVerifier
+from services.common.security import (
+    JwksClient,
+    KeySource,
+    RevocationClient,
+    StaticKeys,
+    TokenVerifier,
+)
 from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.common.settings import SERVICES, Settings
 from services.common.store import ObjectStore, open_store
@@ -264,6 +270,11 @@ class Runtime:
                 return bool(check is not None and await check(claims))
 
             app.state.is_revoked = is_revoked
+        else:
+            app.state.is_revoked = RevocationClient(
+                self.settings.auth_url.rstrip("/") + "/api/auth/revocations",
+                max_age=self.settings.revocation_refresh_seconds,
+            ).is_revoked
         for spec in self.specs:
             app.include_router(spec.router(self.contexts[spec.name]))
         return app

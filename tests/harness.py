@@ -120,6 +120,8 @@ async def platform(
     if "auth" not in services:
         runtime.verifier.keys = StaticKeys(test_jwks)
     app = runtime.app()
+    if "auth" not in services:
+        app.state.is_revoked = None  # no auth service to follow: tokens come from mint()
     await runtime.start()
     try:
         transport = httpx.ASGITransport(app=app)

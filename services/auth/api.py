@@ -258,6 +258,12 @@ def router(ctx: ServiceContext) -> APIRouter:
             await oauth().revoke(token.strip(), client_ip(request))
         return Response(status_code=200, headers=NO_STORE)
 
+    @r.get("/api/auth/revocations")
+    async def revocation_list() -> JSONResponse:
+        """Revoked tokens and sessions, for the other services' token checks (they poll
+        it every few seconds); opaque ids and hashed account names only."""
+        return JSONResponse(await revocations().listing(), headers=NO_STORE)
+
     @r.get("/api/auth/.well-known/jwks.json")
     async def jwks() -> JSONResponse:
         await keyring().refresh()

@@ -10,6 +10,7 @@ logout or a disabled account.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -203,6 +204,16 @@ class RevocationList:
             or claims.get("sid") in self._sid
             or claims.get("sub") in self._disabled
         )
+
+    async def listing(self) -> dict[str, list[str]]:
+        """What other services need to refuse revoked tokens: jti and sid values, and the
+        SHA-256 of disabled account names (names themselves are not published)."""
+        await self.is_revoked({})  # reloads when stale
+        return {
+            "jti": sorted(self._jti),
+            "sid": sorted(self._sid),
+            "sub_sha256": sorted(hashlib.sha256(n.encode()).hexdigest() for n in self._disabled),
+        }
 
     def note(self, kind: str, value: str) -> None:
         """Apply a revocation committed by this replica at once."""

@@ -5,6 +5,8 @@ service's JWKS, turned into a ``Principal`` that routes ask questions of.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ import jwt
 from fastapi import Depends, HTTPException, Request
 from jwt.algorithms import RSAAlgorithm
 
+log = logging.getLogger("imarc.security")
 ROLES = ("admin", "manager", "curator", "submitter", "user")
 
 
@@ -148,6 +151,45 @@ class JwksClient:
         if kid not in self._keys:
             raise InvalidToken("the token was signed with an unknown key; log in again")
         return self._keys[kid]
+
+
+class RevocationClient:
+    """Follows the auth service's revocation list (``/api/auth/revocations``) so that a
+    logout, a revoked session or a disabled account is refused by every service within
+    ``max_age`` seconds, not only when the access token expires."""
+
+    def __init__(self, url: str, *, max_age: float = 10.0, transport: Any = None) -> None:
+        self.url = url
+        self.max_age = max_age
+        self.transport = transport
+        self._jti: frozenset[str] = frozenset()
+        self._sid: frozenset[str] = frozenset()
+        self._subs: frozenset[str] = frozenset()
+        self._fetched = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=5, transport=self.transport) as client:
+            resp = await client.get(self.url)
+            resp.raise_for_status()
+            body = resp.json()
+        self._jti = frozenset(body.get("jti", ()))
+        self._sid = frozenset(body.get("sid", ()))
+        self._subs = frozenset(body.get("sub_sha256", ()))
+
+    async def is_revoked(self, claims: Mapping[str, Any]) -> bool:
+        if time.monotonic() - self._fetched > self.max_age:
+            async with self._lock:
+                if time.monotonic() - self._fetched > self.max_age:
+                    try:
+                        await self._refresh()
+                    except Exception:  # keep answering from the last list we had
+                        log.warning("could not fetch the revocation list", exc_info=True)
+                    self._fetched = time.monotonic()
+        sub = hashlib.sha256(str(claims.get("sub", "")).encode()).hexdigest()
+        return claims.get("jti") in self._jti or claims.get("sid") in self._sid or sub in self._subs
 
 
 class TokenVerifier:

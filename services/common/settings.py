@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     uid_root: str = "2.25"
 
     auth_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['auth']}"
+    revocation_refresh_seconds: float = 10.0
     jwt_issuer: str = "imarc"
     jwt_audience: str = "imarc"
     admin_username: str = ""

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
 import jwt
 import pytest
 
-from services.common.security import InvalidToken, JwksClient, Principal, TokenVerifier
+from services.common.security import (
+    InvalidToken,
+    JwksClient,
+    Principal,
+    RevocationClient,
+    TokenVerifier,
+)
 from tests.harness import mint, test_jwks
 
 
@@ -74,3 +81,44 @@ async def test_alg_none_is_refused() -> None:
     verifier = TokenVerifier(JwksClient("http://unused"), issuer="imarc", audience="imarc")
     with pytest.raises(InvalidToken, match="algorithm"):
         await verifier.verify(token)
+
+
+async def test_revocation_client_follows_the_auth_services_list() -> None:
+    served = {"jti": [], "sid": [], "sub_sha256": []}
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json=served)
+
+    client = RevocationClient(
+        "http://auth.test/revocations", max_age=0.1, transport=httpx.MockTransport(handler)
+    )
+    claims = {"sub": "alice", "sid": "s-1", "jti": "j-1"}
+    assert not await client.is_revoked(claims)
+    served["sid"] = ["s-1"]  # alice logs out
+    assert not await client.is_revoked(claims), "the list is kept for max_age"
+    await asyncio.sleep(0.15)
+    assert await client.is_revoked(claims)
+    served.update(sid=[], sub_sha256=[hashlib.sha256(b"bob").hexdigest()])  # bob disabled
+    await asyncio.sleep(0.15)
+    assert not await client.is_revoked(claims)
+    assert await client.is_revoked({"sub": "bob", "sid": "s-9", "jti": "j-9"})
+    assert len(calls) == 3
+
+
+async def test_revocation_client_keeps_its_list_when_auth_is_unreachable() -> None:
+    state = {"up": True}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not state["up"]:
+            raise httpx.ConnectError("down")
+        return httpx.Response(200, json={"sid": ["s-1"]})
+
+    client = RevocationClient(
+        "http://auth.test/revocations", max_age=0.05, transport=httpx.MockTransport(handler)
+    )
+    assert await client.is_revoked({"sid": "s-1"})
+    state["up"] = False
+    await asyncio.sleep(0.06)
+    assert await client.is_revoked({"sid": "s-1"})

@@ -13,7 +13,7 @@ import pytest
 
 from imarc.stack import Stack, free_port
 from services.common.settings import SERVICES
-from tests.e2e.flow import login, run_flow
+from tests.e2e.flow import COLLECTION, login, poll, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.s3]
 
@@ -27,6 +27,7 @@ def stack(tmp_path: Path, fresh_pg_url: str, rabbit_url: str) -> Iterator[Stack]
         "IMARC_BUS_PREFIX": f"e2e-{run}.",
         "IMARC_STORE_URL": "",
         "IMARC_BUS_RETRY_BASE_SECONDS": "0.1",
+        "IMARC_REVOCATION_REFRESH_SECONDS": "0.5",
     }
     s = Stack(
         tmp_path / "stack",
@@ -51,3 +52,15 @@ async def test_submit_to_download_distributed(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
         admin = await login(client, creds["username"], creds["password"])
         await run_flow(client, admin)
+
+        # a logout reaches the other services' processes, not only auth's
+        session = await login(client, creds["username"], creds["password"])
+        status = f"/api/qc/collections/{COLLECTION}/status"
+        assert (await client.get(status, headers=session)).status_code == 200
+        assert (await client.post("/api/auth/logout", headers=session)).status_code == 200
+
+        async def refused() -> bool:
+            return (await client.get(status, headers=session)).status_code == 401
+
+        assert await poll(refused, timeout=10, what="qc to refuse the logged-out token")
+        assert (await client.get(status, headers=admin)).status_code == 200
