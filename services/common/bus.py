@@ -33,6 +33,19 @@ EXCHANGE = "imarc.events"
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """An event already serialised (the outbox relay sends the stored JSON as it is)."""
+
+    type: str
+    id: str
+    body: bytes
+
+    @classmethod
+    def of(cls, event: Event) -> Encoded:
+        return cls(event.type, event.id, event.to_bytes())
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     queue: str
     event: Event
@@ -44,6 +57,7 @@ class Bus(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, events: Sequence[Event]) -> None: ...
+    async def publish_encoded(self, messages: Sequence[Encoded]) -> None: ...
     async def subscribe(
         self, queue: str, patterns: Sequence[str], handler: Handler, *, concurrency: int = 1
     ) -> None: ...
@@ -152,13 +166,15 @@ class EmbeddedBus:
             )
 
     async def publish(self, events: Sequence[Event]) -> None:
+        await self.publish_encoded([Encoded.of(e) for e in events])
+
+    async def publish_encoded(self, messages: Sequence[Encoded]) -> None:
         now = time.time()
         rows: list[tuple[str, bytes, float]] = []
-        for ev in events:
-            body = ev.to_bytes()
+        for msg in messages:
             for queue, patterns in self._bindings.items():
-                if any(topic_matches(p, ev.type) for p in patterns):
-                    rows.append((queue, body, now))
+                if any(topic_matches(p, msg.type) for p in patterns):
+                    rows.append((queue, msg.body, now))
         if rows:
             await self._run(self._insert, rows)
             for queue in {r[0] for r in rows}:
@@ -334,6 +350,9 @@ class RabbitBus:
             raise ConnectionError("not connected to RabbitMQ")
 
     async def publish(self, events: Sequence[Event]) -> None:
+        await self.publish_encoded([Encoded.of(e) for e in events])
+
+    async def publish_encoded(self, messages: Sequence[Encoded]) -> None:
         import aio_pika
 
         await self.start()
@@ -341,14 +360,14 @@ class RabbitBus:
             *(
                 self._exchange.publish(
                     aio_pika.Message(
-                        ev.to_bytes(),
+                        msg.body,
                         content_type="application/cloudevents+json",
-                        message_id=ev.id,
+                        message_id=msg.id,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     ),
-                    routing_key=ev.type,
+                    routing_key=msg.type,
                 )
-                for ev in events
+                for msg in messages
             )
         )
 

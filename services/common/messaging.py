@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -37,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.bus import Bus
+from services.common.bus import Bus, Encoded
 from services.common.db import Database
 from services.common.events import Event
 
@@ -121,7 +122,9 @@ class Messaging:
         async with self.db.session() as s:
             rows = (
                 await s.execute(
-                    select(self.outbox.c.seq, self.outbox.c.body)
+                    select(
+                        self.outbox.c.seq, self.outbox.c.id, self.outbox.c.type, self.outbox.c.body
+                    )
                     .where(self.outbox.c.published_at.is_(None))
                     .order_by(self.outbox.c.seq)
                     .limit(limit)
@@ -129,7 +132,13 @@ class Messaging:
             ).all()
         if not rows:
             return 0
-        await self.bus.publish([Event.model_validate(r.body) for r in rows])
+        # the stored JSON goes out as it is: it was validated when the event was made
+        await self.bus.publish_encoded(
+            [
+                Encoded(r.type, r.id, json.dumps(r.body, separators=(",", ":")).encode())
+                for r in rows
+            ]
+        )
         async with self.db.session() as s, s.begin():
             await s.execute(
                 update(self.outbox)
@@ -288,6 +297,10 @@ class Messaging:
             await self.emit(s, tx.events)
         if tx.events:
             self.notify()
+
+
+def _compact_json(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 @dataclass

@@ -132,8 +132,8 @@ class FlakyBus:
     def __init__(self, inner: Bus) -> None:
         self.inner = inner
 
-    async def publish(self, events):  # type: ignore[no-untyped-def]
-        await self.inner.publish(events)
+    async def publish_encoded(self, messages):  # type: ignore[no-untyped-def]
+        await self.inner.publish_encoded(messages)
         raise ConnectionError("process killed after publishing")
 
 
