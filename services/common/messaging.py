@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -29,7 +28,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     bindparam,
+    cast,
     func,
     insert,
     select,
@@ -123,7 +124,11 @@ class Messaging:
             rows = (
                 await s.execute(
                     select(
-                        self.outbox.c.seq, self.outbox.c.id, self.outbox.c.type, self.outbox.c.body
+                        self.outbox.c.seq,
+                        self.outbox.c.id,
+                        self.outbox.c.type,
+                        # the JSON as stored, not decoded: it is sent on as it is
+                        cast(self.outbox.c.body, Text).label("text"),
                     )
                     .where(self.outbox.c.published_at.is_(None))
                     .order_by(self.outbox.c.seq)
@@ -133,12 +138,7 @@ class Messaging:
         if not rows:
             return 0
         # the stored JSON goes out as it is: it was validated when the event was made
-        await self.bus.publish_encoded(
-            [
-                Encoded(r.type, r.id, json.dumps(r.body, separators=(",", ":")).encode())
-                for r in rows
-            ]
-        )
+        await self.bus.publish_encoded([Encoded(r.type, r.id, r.text.encode()) for r in rows])
         async with self.db.session() as s, s.begin():
             await s.execute(
                 update(self.outbox)
@@ -297,10 +297,6 @@ class Messaging:
             await self.emit(s, tx.events)
         if tx.events:
             self.notify()
-
-
-def _compact_json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
 
 
 @dataclass
