@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    delete,
     func,
     insert,
     select,
@@ -85,8 +87,13 @@ class Messaging:
         *,
         service: str,
         on_published: Callable[[int], None] | None = None,
+        outbox_retention: timedelta = timedelta(days=1),
+        inbox_retention: timedelta = timedelta(days=14),
     ) -> None:
         self.db = db
+        self.outbox_retention = outbox_retention
+        self.inbox_retention = inbox_retention
+        self._pruned_at = float("-inf")
         self.bus = bus
         self.service = service
         self.outbox = metadata.tables["outbox"]
@@ -158,8 +165,35 @@ class Messaging:
             )
         return int(n or 0)
 
+    async def prune(self, now: datetime | None = None) -> tuple[int, int]:
+        """Delete outbox rows published longer than ``outbox_retention`` ago and inbox
+        records older than ``inbox_retention`` (a redelivery older than that is not
+        expected); unpublished events are never deleted. Returns (outbox, inbox) counts."""
+        now = now or datetime.now(UTC)
+        async with self.db.session() as s, s.begin():
+            out = await s.execute(
+                delete(self.outbox).where(
+                    self.outbox.c.published_at.is_not(None),
+                    self.outbox.c.published_at < now - self.outbox_retention,
+                )
+            )
+            inb = await s.execute(
+                delete(self.inbox).where(self.inbox.c.processed_at < now - self.inbox_retention)
+            )
+        return int(out.rowcount or 0), int(inb.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def _prune_now_and_then(self, every: float = 600.0) -> None:
+        if time.monotonic() - self._pruned_at < every:
+            return
+        self._pruned_at = time.monotonic()
+        try:
+            await self.prune()
+        except Exception:  # pruning is housekeeping: the relay goes on
+            log.warning("pruning the outbox of %s failed", self.service, exc_info=True)
+
     async def run_relay(self, idle: float = 1.0) -> None:
         while True:
+            await self._prune_now_and_then()
             self._wake.clear()
             try:
                 sent = await self.relay_once()

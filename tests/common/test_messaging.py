@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,23 @@ async def test_group_commit_isolates_a_failing_effect(env: Env) -> None:
     # applied ones are not applied again; the failed one can still be retried
     again = await asyncio.gather(*(m.apply_once("svc.group", e, effect_for(e)) for e in events[:3]))
     assert again == [False, False, False]
+
+
+async def test_prune_keeps_unsent_events_and_recent_records(env: Env) -> None:
+    m = Messaging(env.db, env.bus, env.metadata, service="svc")
+    async with m.transaction() as tx:
+        tx.emit(*(Event(source="/t", type="org.imarc.thing.happened") for _ in range(3)))
+    sent = await m.relay_once(limit=2)  # two published, one still waiting
+    assert sent == 2
+    e = Event(source="/t", type="org.imarc.thing.happened")
+    await m.apply_once("svc.keep", e, lambda s: _no_events())
+    later = datetime.now(UTC) + timedelta(days=2)
+    assert await m.prune(now=later) == (2, 0), "published rows past retention go"
+    assert await m.pending() == 1, "an unsent event is never pruned"
+    assert await m.seen("svc.keep", e.id), "inbox records are kept for two weeks"
+    assert await m.prune(now=datetime.now(UTC) + timedelta(days=15)) == (0, 1)
+    assert not await m.seen("svc.keep", e.id)
+
+
+async def _no_events() -> list[Event]:
+    return []
