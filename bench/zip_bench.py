@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import io
 import json
@@ -273,7 +274,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.serve:
         data, objects, port, events = args.serve
-        serve(Path(data), Path(objects), int(port), Path(events))
+        with contextlib.suppress(KeyboardInterrupt):  # the parent stops us with SIGINT
+            serve(Path(data), Path(objects), int(port), Path(events))
         return
     with tempfile.TemporaryDirectory(prefix="zip-bench-") as tmp:
         work = Path(tmp)
