@@ -33,7 +33,7 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(qc_app, name="qc")
 app.add_typer(deid_app, name="deid")
 deid_app.add_typer(profile_app, name="profile")
-out = Console()
+out = Console(soft_wrap=True)
 
 try:  # user, licence and grant administration, when the auth commands are installed
     from imarc.cli_auth import grants_app, licences_app, users_app
