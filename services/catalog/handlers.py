@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.catalog import domain
 from services.catalog.models import collections, instances, patients, series, studies, withdrawals
+from services.common.db import conflict_insert
 from services.common.events import CollectionUpdated, Event, SeriesPublished, SeriesWithdrawn
 
 log = logging.getLogger("imarc.catalog")
@@ -34,7 +34,7 @@ def _dialect(session: AsyncSession) -> str:
 
 
 def _insert(session: AsyncSession, table: Table) -> Any:
-    return (postgresql.insert if _dialect(session) == "postgresql" else sqlite.insert)(table)
+    return conflict_insert(_dialect(session), table)
 
 
 async def _lock_series(session: AsyncSession, uid: str) -> None:

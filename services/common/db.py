@@ -14,6 +14,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -21,6 +22,17 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """``postgresql`` or ``sqlite``: the backend a session talks to."""
+    return str(session.get_bind().dialect.name)
+
+
+def conflict_insert(dialect: str, table: Any) -> Any:
+    """An ``INSERT`` that takes ``ON CONFLICT`` clauses on either backend: the one place
+    that chooses between PostgreSQL's and SQLite's forms, for every service's upserts."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -38,11 +38,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus import Bus, Encoded
-from services.common.db import Database
+from services.common.db import Database, conflict_insert
 from services.common.events import Event
 
 log = logging.getLogger("imarc.messaging")
@@ -223,8 +222,8 @@ class Messaging:
     async def _record_inbox(self, s: AsyncSession, consumer: str, event_id: str) -> bool:
         """Record the event as processed; False if it already was."""
         if self._inbox_stmt is None:
-            dialect = sqlite if self.db.is_sqlite else postgresql
-            self._inbox_stmt = dialect.insert(self.inbox).on_conflict_do_nothing()
+            dialect = "sqlite" if self.db.is_sqlite else "postgresql"
+            self._inbox_stmt = conflict_insert(dialect, self.inbox).on_conflict_do_nothing()
         result = await s.execute(
             self._inbox_stmt,
             {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)},

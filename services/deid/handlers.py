@@ -21,11 +21,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import bindparam, delete, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.db import Database
+from services.common.db import Database, conflict_insert
 from services.common.events import (
     CollectionUpdated,
     Event,
@@ -106,7 +105,7 @@ def _upsert_statement(
 ) -> Any:
     """Built once per shape: constructing the statement costs more than running it."""
     table = model.__table__
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)  # type: ignore[arg-type]
+    stmt = conflict_insert(dialect, table)
     return stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={c: stmt.excluded[c] for c in columns if c not in keys},

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import conflict_insert, dialect_of
 from services.common.events import CollectionUpdated, Event, SeriesPublished, SeriesWithdrawn
 from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
 from services.common.security import Principal
@@ -29,8 +29,7 @@ log = logging.getLogger("imarc.download")
 
 
 def _insert_ignore(session: AsyncSession, table: Table, values: dict[str, Any]) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).values(**values).on_conflict_do_nothing()
+    return conflict_insert(dialect_of(session), table).values(**values).on_conflict_do_nothing()
 
 
 def _collection_values(p: CollectionUpdated, at: datetime) -> dict[str, Any]:

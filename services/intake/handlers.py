@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import conflict_insert
 from services.common.events import (
     CollectionUpdated,
     Event,
@@ -395,7 +395,7 @@ _REPLACED = (
 
 def _upsert_received(is_sqlite: bool) -> Any:
     """INSERT ... ON CONFLICT (instance_id) DO UPDATE: a re-sent instance replaces its row."""
-    stmt = (sqlite.insert if is_sqlite else postgresql.insert)(ReceivedInstance)
+    stmt = conflict_insert("sqlite" if is_sqlite else "postgresql", ReceivedInstance)
     return stmt.on_conflict_do_update(
         index_elements=[ReceivedInstance.instance_id],
         set_={

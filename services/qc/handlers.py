@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, case, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import conflict_insert, dialect_of
 from services.common.events import (
     CollectionUpdated,
     Event,
@@ -51,15 +51,14 @@ CURATED = (Stage.DEIDENTIFIED.value, Stage.PUBLISHED.value)
 
 async def _insert_ignore(session: AsyncSession, table: Table, values: dict[str, Any]) -> None:
     """``INSERT ... ON CONFLICT DO NOTHING`` of one row."""
-    stmt = _insert_ignore_statement(table, session.get_bind().dialect.name)
+    stmt = _insert_ignore_statement(table, dialect_of(session))
     await session.execute(stmt, values)
 
 
 @functools.lru_cache(maxsize=16)
 def _insert_ignore_statement(table: Table, dialect: str) -> Any:
     """Built once per table: constructing a statement costs more than running it."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing()
+    return conflict_insert(dialect, table).on_conflict_do_nothing()
 
 
 async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -> Instance:
