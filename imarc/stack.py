@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def ensure_database(url: str) -> None:
-    """Create the PostgreSQL database named in ``url`` if it is missing."""
+async def _maintenance(url: str, work: Callable[[Any, str], Awaitable[None]]) -> None:
+    """Run ``work(connection, database name)`` on the server's ``postgres`` database, with the
+    credentials of ``url`` (creating or dropping the database ``url`` names)."""
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -42,29 +44,28 @@ async def ensure_database(url: str) -> None:
         database="postgres",
     )
     try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname=$1", u.database):
-            await conn.execute(f'CREATE DATABASE "{u.database}"')
+        await work(conn, str(u.database))
     finally:
         await conn.close()
+
+
+async def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database named in ``url`` if it is missing."""
+
+    async def create(conn: Any, name: str) -> None:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname=$1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+
+    await _maintenance(url, create)
 
 
 async def drop_database(url: str) -> None:
     """Drop the PostgreSQL database named in ``url`` (benchmarks clean up after themselves)."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
 
-    u = make_url(url)
-    conn = await asyncpg.connect(
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        user=u.username or "postgres",
-        password=u.password,
-        database="postgres",
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    async def drop(conn: Any, name: str) -> None:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    await _maintenance(url, drop)
 
 
 class Stack:
