@@ -200,8 +200,9 @@ class Runtime:
         await self.bus.start()
         if not self.replica:
             await self.migrate()
-        for ctx in self.contexts.values():
-            ctx.executor = self.cpu_executor() if ctx.name == "deid" else None
+        for spec in self.specs:
+            if spec.cpu_workers:
+                self.contexts[spec.name].executor = self.cpu_executor()
         # auth first: the others verify tokens with its keys
         for spec in sorted(self.specs, key=lambda s: s.name != "auth"):
             if spec.on_start:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -94,6 +94,3 @@ class HttpMetrics:
             await self.app(scope, receive, send_wrapper)
         finally:
             HTTP_REQUESTS.labels(service, route, scope["method"], str(status)).inc()
-
-
-Probe = Callable[[], Awaitable[None]]

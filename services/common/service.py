@@ -72,3 +72,5 @@ class ServiceSpec:
     consumers: Callable[[ServiceContext], Sequence[Consumer]] = lambda ctx: ()
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # a pool of CPU worker processes (ctx.executor) for work that must leave the loop
+    cpu_workers: bool = False

@@ -55,4 +55,5 @@ def spec() -> ServiceSpec:
         router=router,
         consumers=consumers,
         on_start=on_start,
+        cpu_workers=True,
     )
