@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import jwt
 import pytest
+import pytest_asyncio
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 
 from services.auth import crypto
+from tests.harness import Platform, platform
 
 ADMIN = ("admin", "admin-test-password")
 
@@ -80,3 +82,10 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str, **form: str) ->
         "/nbia-api/oauth/token",
         data={"grant_type": "refresh_token", "refresh_token": refresh_token, **form},
     )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def p(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    """The auth service alone, one per test module (modules share nothing)."""
+    async with platform(tmp_path_factory.mktemp("auth"), services=["auth"]) as plat:
+        yield plat

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,6 @@ from tests.auth.conftest import (
 from tests.harness import Platform, platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    async with platform(tmp_path_factory.mktemp("auth"), services=["auth"]) as plat:
-        yield plat
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

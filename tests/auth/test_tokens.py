@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,9 @@ from tests.auth.conftest import (
     register,
     token_reply,
 )
-from tests.harness import Platform, platform
+from tests.harness import Platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def p(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    async with platform(tmp_path_factory.mktemp("auth"), services=["auth"]) as plat:
-        yield plat
 
 
 # -- the token reply -------------------------------------------------------------------
