@@ -149,7 +149,7 @@ class Runtime:
 
     def cpu_executor(self) -> ProcessPoolExecutor:
         if self.executor is None:
-            workers = self.settings.deid_workers or os.cpu_count() or 1
+            workers = self.settings.cpu_workers()
             # forkserver, not fork: this process has threads (bus, stores), and a forked
             # copy of a threaded process can deadlock.
             self.executor = ProcessPoolExecutor(

@@ -6,6 +6,7 @@ service's bootstrap from these values.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     bus_retry_base_seconds: float = 0.5
     log_level: str = "INFO"
     log_json: bool = False
+
+    def cpu_workers(self) -> int:
+        """Size of the CPU worker pool (``IMARC_DEID_WORKERS``, else one per core)."""
+        return self.deid_workers or os.cpu_count() or 1
 
     def service_url(self, service: str) -> str:
         return str(getattr(self, f"{service}_url"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -21,8 +20,8 @@ from services.deid.models import metadata
 
 
 def consumers(ctx: ServiceContext) -> Sequence[Consumer]:
-    # Two deliveries per worker keep the pool busy while others wait on I/O.
-    workers = ctx.settings.deid_workers or os.cpu_count() or 1
+    # Four deliveries per worker keep the pool busy while others wait on the database.
+    workers = ctx.settings.cpu_workers()
     return (
         Consumer(
             RECEIVED_QUEUE,
