@@ -105,7 +105,7 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     assert "SOPInstanceUID" in held["no-sop.dcm"]
     assert "truncated" in held["truncated.dcm"].lower() or "unreadable" in held["truncated.dcm"]
 
-    async def status_when(ok):  # type: ignore[no-untyped-def]
+    def status_when(ok):  # type: ignore[no-untyped-def]
         async def check():  # type: ignore[no-untyped-def]
             s = (await client.get(f"/api/qc/collections/{COLLECTION}/status", headers=admin)).json()
             return s if ok(s) else None
@@ -115,9 +115,7 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     # MR_small.dcm is a DERIVED\SECONDARY image: de-id holds it for possible burned-in PHI
     # until a curator has looked at it and releases it.
     await poll(
-        await status_when(
-            lambda s: s.get("deidentified", 0) + s.get("held", 0) == len(good) + len(bad)
-        ),
+        status_when(lambda s: s.get("deidentified", 0) + s.get("held", 0) == len(good) + len(bad)),
         what="every good file to be de-identified or held",
     )
     holds = (await client.get(f"/api/deid/collections/{COLLECTION}/held", headers=admin)).json()
@@ -128,7 +126,7 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     )
     assert r.status_code == 200, r.text
     status = await poll(
-        await status_when(lambda s: s.get("deidentified") == len(good)),
+        status_when(lambda s: s.get("deidentified") == len(good)),
         what="every good file to be de-identified",
     )
     assert status["received"] == len(good)
