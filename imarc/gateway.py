@@ -18,9 +18,9 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from services.common.app import create_app
+from services.common.contracts import service_for_path
 from services.common.settings import SERVICES, Settings
 
-DOWNLOAD_ENDPOINTS = {"getImage", "getImageWithMD5Hash", "getSingleImage"}
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -33,18 +33,6 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
-
-
-def upstream_for(path: str) -> str | None:
-    """Which service answers a path (None: no route)."""
-    parts = path.strip("/").split("/")
-    if parts[:2] in (["nbia-api", "oauth"], ["nbia-api", "logout"]):
-        return "auth"
-    if parts[:2] == ["nbia-api", "services"] and len(parts) >= 3:
-        return "download" if parts[-1] in DOWNLOAD_ENDPOINTS else "catalog"
-    if len(parts) >= 2 and parts[0] == "api" and parts[1] in SERVICES:
-        return parts[1]
-    return None
 
 
 def gateway_app(settings: Settings) -> FastAPI:
@@ -79,7 +67,7 @@ def gateway_app(settings: Settings) -> FastAPI:
         include_in_schema=False,
     )
     async def proxy(path: str, request: Request) -> Any:
-        service = upstream_for("/" + path)
+        service = service_for_path("/" + path)
         if service is None:
             return PlainTextResponse(
                 f"no such endpoint: /{path}. The API lives under /nbia-api/services/v4/ and "

@@ -17,12 +17,12 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from services.common.app import Probe, create_app
+from services.common.app import Probe, create_app, provide
 from services.common.bus import EXCHANGE, Bus, EmbeddedBus, RabbitBus
 from services.common.db import Database
 from services.common.events import Event
@@ -32,14 +32,20 @@ from services.common.security import (
     JwksClient,
     KeySource,
     RevocationClient,
-    StaticKeys,
     TokenVerifier,
 )
-from services.common.service import Consumer, ServiceContext, ServiceSpec
+from services.common.service import (
+    Consumer,
+    RevocationCheck,
+    ServiceContext,
+    ServiceSpec,
+    TokenPorts,
+)
 from services.common.settings import SERVICES, Settings
 from services.common.store import ObjectStore, open_store
 
 log = logging.getLogger("imarc.runtime")
+D = TypeVar("D")
 JWKS_PATH = "/api/auth/.well-known/jwks.json"
 
 
@@ -134,12 +140,26 @@ class Runtime:
             self.contexts[spec.name] = ServiceContext(
                 spec.name, settings, db, self.bus, self.store, messaging
             )
-        keys: KeySource
-        if "auth" in self.contexts:
-            auth = self.contexts["auth"]
-            keys = StaticKeys(lambda: auth.state["jwks"]())
-        else:
-            keys = JwksClient(settings.auth_url.rstrip("/") + JWKS_PATH)
+        # the token ports of a service in this process that issues tokens (auth), if any
+        ports: TokenPorts | None = None
+        self.deps: dict[str, Any] = {}
+        for spec in self.specs:
+            ctx = self.contexts[spec.name]
+            deps = spec.build(ctx) if spec.build is not None else ctx
+            self.deps[spec.name] = deps
+            if spec.tokens is not None:
+                ports = spec.tokens(deps)
+        keys: KeySource = (
+            ports.keys if ports else JwksClient(settings.auth_url.rstrip("/") + JWKS_PATH)
+        )
+        self.is_revoked: RevocationCheck = (
+            ports.is_revoked
+            if ports
+            else RevocationClient(
+                settings.auth_url.rstrip("/") + "/api/auth/revocations",
+                max_age=settings.revocation_refresh_seconds,
+            ).is_revoked
+        )
         self.verifier = TokenVerifier(
             keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
         )
@@ -174,6 +194,13 @@ class Runtime:
 
         return handle
 
+    def deps_of(self, cls: type[D]) -> D:
+        """The dependencies object of type ``cls`` built for one of this runtime's services."""
+        for deps in self.deps.values():
+            if isinstance(deps, cls):
+                return deps
+        raise LookupError(f"no service of this runtime has {cls.__name__}")
+
     async def _subscribe(self, ctx: ServiceContext, consumer: Consumer) -> None:
         if consumer.handler is not None:
             handler = ctx.messaging.idempotent(consumer.queue, consumer.handler)
@@ -203,15 +230,15 @@ class Runtime:
         for spec in self.specs:
             if spec.cpu_workers:
                 self.contexts[spec.name].executor = self.cpu_executor()
-        # auth first: the others verify tokens with its keys
-        for spec in sorted(self.specs, key=lambda s: s.name != "auth"):
+        # token issuers first: the others verify tokens with their keys
+        for spec in sorted(self.specs, key=lambda s: s.tokens is None):
             if spec.on_start:
-                await spec.on_start(self.contexts[spec.name])
+                await spec.on_start(self.deps[spec.name])
         if self.replica:
             return
         for spec in self.specs:
             ctx = self.contexts[spec.name]
-            for consumer in spec.consumers(ctx):
+            for consumer in spec.consumers(self.deps[spec.name]):
                 await self._subscribe(ctx, consumer)
         for ctx in self.contexts.values():
             ctx.messaging.start_relay()
@@ -234,7 +261,7 @@ class Runtime:
             await ctx.messaging.stop_relay()
         for spec in self.specs:
             if spec.on_stop:
-                await spec.on_stop(self.contexts[spec.name])
+                await spec.on_stop(self.deps[spec.name])
         await self.bus.close()
         for ctx in self.contexts.values():
             await ctx.db.dispose()
@@ -261,23 +288,15 @@ class Runtime:
         app = create_app(title, lifespan=lifespan, probes=self.probes, service=service)
         app.state.verifier = self.verifier
         app.state.runtime = self
-        if "auth" in self.contexts:
-            # The auth service's revocation list (set in its on_start): logout, revoked
-            # and disabled accounts' tokens are refused by every service in this process.
-            auth_state = self.contexts["auth"].state
-
-            async def is_revoked(claims: dict[str, Any]) -> bool:
-                check = auth_state.get("is_revoked")
-                return bool(check is not None and await check(claims))
-
-            app.state.is_revoked = is_revoked
-        else:
-            app.state.is_revoked = RevocationClient(
-                self.settings.auth_url.rstrip("/") + "/api/auth/revocations",
-                max_age=self.settings.revocation_refresh_seconds,
-            ).is_revoked
+        # logout, revoked sessions and disabled accounts are refused by every service
+        app.state.is_revoked = self.is_revoked
         for spec in self.specs:
-            app.include_router(spec.router(self.contexts[spec.name]))
+            deps = self.deps[spec.name]
+            provide(app, deps)
+            for router in spec.routers:
+                app.include_router(router)
+            if spec.router is not None:
+                app.include_router(spec.router(deps))
         return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imarc.gateway import upstream_for
+from services.common.contracts import service_for_path
 
 
 @pytest.mark.parametrize(
@@ -27,4 +27,4 @@ from imarc.gateway import upstream_for
     ],
 )
 def test_routes(path: str, service: str | None) -> None:
-    assert upstream_for(path) == service
+    assert service_for_path(path) == service

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from services.auth import accounts, crypto
 from services.auth.api import router
@@ -14,7 +16,8 @@ from services.auth.models import metadata
 from services.auth.oauth import OAuth
 from services.auth.tokens import Issuer, KeyRing, RevocationList, prune_expired, utcnow
 from services.common.events import CollectionUpdated
-from services.common.service import Consumer, ServiceContext, ServiceSpec
+from services.common.security import StaticKeys
+from services.common.service import Consumer, ServiceContext, ServiceSpec, TokenPorts
 
 log = logging.getLogger("imarc.auth")
 
@@ -85,6 +88,16 @@ def consumers(ctx: ServiceContext) -> list[Consumer]:
     ]
 
 
+def tokens(ctx: ServiceContext) -> TokenPorts:
+    """The keys and revocation list that services in this process verify tokens with."""
+
+    async def is_revoked(claims: Mapping[str, Any]) -> bool:
+        revocations: RevocationList = ctx.state["revocations"]
+        return await revocations.is_revoked(dict(claims))
+
+    return TokenPorts(StaticKeys(lambda: ctx.state["jwks"]()), is_revoked)
+
+
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name="auth",
@@ -94,4 +107,5 @@ def spec() -> ServiceSpec:
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,
+        tokens=tokens,
     )

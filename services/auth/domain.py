@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.common.contracts import ROLES, collection_name_problem
 from services.common.security import Principal
 
 # Token lifetimes. Access tokens live one hour (issue 4); refresh tokens one day, so a
@@ -30,7 +31,6 @@ CLIENT_PREFIX = "client-"
 RESERVED_NAMES = frozenset({ANONYMOUS, GUEST_USERNAME})
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
-_COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SITE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _LICENCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -75,9 +75,7 @@ def email_problem(email: str) -> str | None:
 
 
 def collection_problem(name: str) -> str | None:
-    if not _COLLECTION.match(name):
-        return "a collection name is 1-64 letters, digits, '-' or '_' (e.g. Demo-CT)"
-    return None
+    return collection_name_problem(name)
 
 
 def licence_id_problem(licence_id: str) -> str | None:
@@ -88,7 +86,6 @@ def licence_id_problem(licence_id: str) -> str | None:
 
 # -- roles ---------------------------------------------------------------------------
 
-ROLES = ("admin", "manager", "curator", "submitter", "user")
 # The scope that carries each role: a client asking for a narrower scope gets a token
 # without the roles outside it (a mirror's key asks for "read" and cannot publish).
 ROLE_SCOPE = {

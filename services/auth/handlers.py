@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.auth.models import Collection
-from services.auth.tokens import utcnow
-from services.common.events import CollectionUpdated, Event
+from services.common.events import Event
+from services.common.messaging import UnitOfWork
+from services.common.projection import project_collection
 
 
-async def on_collection_updated(event: Event, session: AsyncSession) -> list[Event]:
+async def on_collection_updated(event: Event, uow: UnitOfWork) -> list[Event]:
     """Keep each collection's licence: managers approve the licences of their collections."""
-    data = event.payload(CollectionUpdated)
-    row = await session.get(Collection, data.name)
-    if row is None:
-        row = Collection(name=data.name)
-        session.add(row)
-    row.licence_id, row.access, row.updated_at = data.licence.id, data.access, utcnow()
+    await project_collection(uow.session, Collection, event)
     return []

@@ -18,98 +18,28 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 from xml.sax.saxutils import escape
 
 from pydantic_core import to_json
-from pydicom.datadict import dictionary_description, tag_for_keyword
+from pydicom.datadict import dictionary_description
 
+from services.common.dicom_json import (
+    Header,
+    as_text,
+    dicom_date,
+    integer,
+    multi_text,
+    number,
+    text,
+    values,
+)
 from services.common.events import CollectionUpdated, SeriesPublished
 
-Header = Mapping[str, Any]
 Record = Mapping[Any, Any]  # a table row (SQLAlchemy RowMapping) keyed by column name
 
 HUMAN_SPECIES_CODE = "337915000"  # SNOMED CT "Homo sapiens" (CID 7454)
 HUMAN_SPECIES = "Homo sapiens"
-
-# -- reading the DICOM JSON model (PS3.18 F.2) ------------------------------------------
-
-
-@cache
-def tag(keyword: str) -> str:
-    """The DICOM JSON key (upper-case hex ``GGGGEEEE``) of a data dictionary keyword."""
-    t = tag_for_keyword(keyword)
-    if t is None:
-        raise KeyError(f"{keyword} is not a DICOM keyword")
-    return f"{t:08X}"
-
-
-def values(header: Header, keyword: str) -> list[Any]:
-    element = header.get(tag(keyword))
-    if not element:
-        return []
-    return list(element.get("Value") or ())
-
-
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, dict):  # PN: the alphabetic group is the one NBIA shows
-        value = value.get("Alphabetic")
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def text(header: Header, keyword: str) -> str | None:
-    """The first value as text, or None when the attribute is absent or empty."""
-    vals = values(header, keyword)
-    return _as_text(vals[0]) if vals else None
-
-
-def multi_text(header: Header, keyword: str) -> str | None:
-    """All values joined with a backslash, the DICOM value separator (PS3.5 6.4)."""
-    parts = [t for t in (_as_text(v) for v in values(header, keyword)) if t is not None]
-    return "\\".join(parts) or None
-
-
-def integer(header: Header, keyword: str) -> int | None:
-    """An IS value; DICOM JSON gives numbers, but strings are tolerated (PS3.18 F.2.3)."""
-    vals = values(header, keyword)
-    if not vals or vals[0] is None:
-        return None
-    try:
-        return int(float(vals[0]))
-    except (TypeError, ValueError):
-        return None
-
-
-def number(header: Header, keyword: str) -> float | None:
-    vals = values(header, keyword)
-    if not vals or vals[0] is None:
-        return None
-    try:
-        return float(vals[0])
-    except (TypeError, ValueError):
-        return None
-
-
-def dicom_date(header: Header, keyword: str) -> str | None:
-    """A DA value as ``YYYYMMDD`` (PS3.5 6.2), or None when absent or not a real date.
-
-    The old ACR-NEMA form ``YYYY.MM.DD`` is accepted because old archives still hold it.
-    """
-    raw = text(header, keyword)
-    if raw is None:
-        return None
-    raw = raw.replace(".", "")
-    if len(raw) != 8 or not raw.isdigit():
-        return None
-    try:
-        datetime.strptime(raw, "%Y%m%d")
-    except ValueError:
-        return None
-    return raw
 
 
 def _first(headers: Sequence[Header], keyword: str, read: Any = text) -> Any:
@@ -206,7 +136,7 @@ def index_series(p: SeriesPublished, published_at: datetime) -> SeriesIndex:
     study_description = _first(headers, "StudyDescription")
     study_date = _first(headers, "StudyDate", dicom_date)
     released_at = utc(p.released_at)
-    pixel_rows = ((_as_text(v[0]) if (v := values(h, "PixelSpacing")) else None) for h in headers)
+    pixel_rows = ((as_text(v[0]) if (v := values(h, "PixelSpacing")) else None) for h in headers)
     idx = SeriesIndex(
         collection=collection_row(p.collection, datetime(1970, 1, 1, tzinfo=UTC)),
         patient={
@@ -530,7 +460,7 @@ def _tag_name(key: str) -> str:
 
 
 def _tag_data(element: Mapping[str, Any]) -> str | None:
-    parts = [t for t in (_as_text(v) for v in element.get("Value") or ()) if t is not None]
+    parts = [t for t in (as_text(v) for v in element.get("Value") or ()) if t is not None]
     return "\\".join(parts) if parts else None
 
 

@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.catalog import domain
 from services.catalog.models import collections, instances, patients, series, studies, withdrawals
 from services.common.db import conflict_insert
-from services.common.events import CollectionUpdated, Event, SeriesPublished, SeriesWithdrawn
+from services.common.events import Event, SeriesPublished, SeriesWithdrawn
+from services.common.messaging import UnitOfWork
+from services.common.projection import project_collection
 
 log = logging.getLogger("imarc.catalog")
 
@@ -129,8 +131,9 @@ def _prepare(event: Event) -> domain.SeriesIndex:
     return domain.index_series(event.payload(SeriesPublished), event.time)
 
 
-async def on_series_published(event: Event, session: AsyncSession) -> list[Event]:
+async def on_series_published(event: Event, uow: UnitOfWork) -> list[Event]:
     """Index a published series; a republication replaces the series and its instances."""
+    session = uow.session
     # Validating and reading thousands of headers is CPU work: keep it off the event loop.
     idx = await asyncio.to_thread(_prepare, event)
     uid = idx.series["series_instance_uid"]
@@ -170,8 +173,9 @@ async def on_series_published(event: Event, session: AsyncSession) -> list[Event
     return []
 
 
-async def on_series_withdrawn(event: Event, session: AsyncSession) -> list[Event]:
+async def on_series_withdrawn(event: Event, uow: UnitOfWork) -> list[Event]:
     """Remove a withdrawn series from every listing, leaving a tombstone."""
+    session = uow.session
     p = event.payload(SeriesWithdrawn)
     uid = p.series_instance_uid
     at = domain.utc(event.time)
@@ -204,10 +208,7 @@ async def on_series_withdrawn(event: Event, session: AsyncSession) -> list[Event
     return []
 
 
-async def on_collection_updated(event: Event, session: AsyncSession) -> list[Event]:
-    """Keep the collection's licence, access, description and DOI (newest record wins)."""
-    row = domain.collection_row(event.payload(CollectionUpdated), event.time)
-    await _upsert(
-        session, collections, row, ("name",), where=collections.c.updated_at <= row["updated_at"]
-    )
+async def on_collection_updated(event: Event, uow: UnitOfWork) -> list[Event]:
+    """Keep the collection's record (the newest announcement wins)."""
+    await project_collection(uow.session, collections, event)
     return []

@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -31,6 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine
 
+from services.common.db import UTCDateTime
 from services.common.messaging import messaging_tables
 
 metadata = MetaData()
@@ -63,7 +63,7 @@ collections = Table(
     Column("description", Text, nullable=False, default=""),
     Column("doi", Text, nullable=False, default=""),
     # time of the event whose record is stored: an older event never overwrites a newer one
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 patients = Table(
@@ -78,7 +78,7 @@ patients = Table(
     Column("species_code", Text),
     Column("species_description", Text),
     Column("series_count", Integer, nullable=False, default=0),
-    Column("last_released_at", DateTime(timezone=True)),
+    Column("last_released_at", UTCDateTime()),
     Index("ix_patients_collection_released", "collection", "last_released_at"),
 )
 
@@ -96,7 +96,7 @@ studies = Table(
     Column("longitudinal_temporal_event_type", Text),
     Column("longitudinal_temporal_offset_from_event", Float),
     Column("series_count", Integer, nullable=False, default=0),
-    Column("last_released_at", DateTime(timezone=True)),
+    Column("last_released_at", UTCDateTime()),
     Index("ix_studies_collection_patient", "collection", "patient_id"),
 )
 
@@ -126,9 +126,9 @@ series = Table(
     Column("slice_thickness", Text),
     Column("image_count", Integer, nullable=False),
     Column("file_size", BigInteger, nullable=False),
-    Column("released_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", UTCDateTime(), nullable=False),
     # CloudEvents time of the publication indexed here (orders publish against withdraw)
-    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", UTCDateTime(), nullable=False),
     # the series' getSeries JSON around the licence fields (domain.series_json_parts)
     Column("nbia_head", Text),
     Column("nbia_tail", Text),
@@ -171,7 +171,7 @@ withdrawals = Table(
     Column("series_instance_uid", String(64), primary_key=True),
     Column("collection", String(64), nullable=False),
     Column("reason", Text, nullable=False, default=""),
-    Column("withdrawn_at", DateTime(timezone=True), nullable=False),
+    Column("withdrawn_at", UTCDateTime(), nullable=False),
 )
 
 outbox, inbox = messaging_tables(metadata)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,28 @@ from services.common.metrics import HttpMetrics, metrics_response
 
 log = logging.getLogger("imarc.app")
 Probe = Callable[[], Awaitable[None]]
+D = TypeVar("D")
+
+
+def provide(app: FastAPI, deps: object) -> None:
+    """Make a service's dependencies object available to its routes (see :func:`provided`)."""
+    if not hasattr(app.state, "deps"):
+        app.state.deps = {}
+    app.state.deps[type(deps)] = deps
+
+
+def provided(cls: type[D]) -> Callable[[Request], D]:
+    """A FastAPI dependency giving the routes the ``cls`` object the runtime built, so a
+    service names it once: ``IntakeDep = Annotated[Intake, Depends(provided(Intake))]``."""
+
+    def get(request: Request) -> D:
+        deps: D | None = getattr(request.app.state, "deps", {}).get(cls)
+        if deps is None:
+            raise RuntimeError(f"{cls.__name__} is not wired into this app")
+        return deps
+
+    get.__name__ = f"provided_{cls.__name__}"
+    return get
 
 
 def create_app(

@@ -244,7 +244,7 @@ class Messaging:
         self,
         consumer: str,
         event: Event,
-        effect: Callable[[AsyncSession], Awaitable[Sequence[Event]]],
+        effect: Callable[[UnitOfWork], Awaitable[Sequence[Event] | None]],
     ) -> bool:
         """Run ``effect`` and stage the events it returns, once per (consumer, event id).
 
@@ -301,9 +301,11 @@ class Messaging:
                 if not await self._record_inbox(s, item.consumer, item.event.id):
                     results.append(False)
                     continue
-                out = await item.effect(s)
-                await self.emit(s, out)
-                emitted = emitted or bool(out)
+                uow = UnitOfWork(s)
+                out = await item.effect(uow)
+                events = [*uow.events, *(out or ())]
+                await self.emit(s, events)
+                emitted = emitted or bool(events)
                 results.append(True)
         if emitted:
             self.notify()
@@ -312,23 +314,23 @@ class Messaging:
     def idempotent(
         self,
         consumer: str,
-        handler: Callable[[Event, AsyncSession], Awaitable[Sequence[Event]]],
+        handler: Callable[[Event, UnitOfWork], Awaitable[Sequence[Event] | None]],
     ) -> Callable[[Event], Awaitable[None]]:
-        """Wrap ``handler(event, session) -> events`` as a bus handler with inbox dedupe."""
+        """Wrap ``handler(event, uow) -> events`` as a bus handler with inbox dedupe."""
 
         async def handle(event: Event) -> None:
-            await self.apply_once(consumer, event, lambda s: handler(event, s))
+            await self.apply_once(consumer, event, lambda uow: handler(event, uow))
 
         return handle
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """A request-side unit of work: state change and its events commit together."""
         async with self.db.session() as s, s.begin():
-            tx = Transaction(s)
-            yield tx
-            await self.emit(s, tx.events)
-        if tx.events:
+            uow = UnitOfWork(s)
+            yield uow
+            await self.emit(s, uow.events)
+        if uow.events:
             self.notify()
 
 
@@ -336,14 +338,21 @@ class Messaging:
 class _Pending:
     consumer: str
     event: Event
-    effect: Callable[[AsyncSession], Awaitable[Sequence[Event]]]
+    effect: Callable[[UnitOfWork], Awaitable[Sequence[Event] | None]]
     future: asyncio.Future[bool]
 
 
-class Transaction:
+class UnitOfWork:
+    """One transaction of a service: its ``session`` and the events it ``emit``s, which
+    are staged in the outbox in the same transaction (cosmicpython's unit of work)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.events: list[Event] = []
 
     def emit(self, *events: Event) -> None:
         self.events.extend(events)
+
+
+#: the former name of :class:`UnitOfWork`
+Transaction = UnitOfWork

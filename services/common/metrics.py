@@ -11,6 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.common.contracts import service_for_path
+
 HTTP_REQUESTS = Counter(
     "imarc_http_requests_total", "HTTP requests served", ["service", "route", "method", "status"]
 )
@@ -58,15 +60,6 @@ def _route_of(scope: Scope) -> str:
     return "unmatched"
 
 
-def service_of(path: str) -> str:
-    if path.startswith("/nbia-api/oauth"):
-        return "auth"
-    if path.startswith("/nbia-api/"):
-        return "download" if "Image" in path else "catalog"
-    parts = path.split("/")
-    return parts[2] if len(parts) > 2 and parts[1] == "api" else "gateway"
-
-
 class HttpMetrics:
     """Pure ASGI middleware (does not buffer streamed responses)."""
 
@@ -81,7 +74,7 @@ class HttpMetrics:
         start = time.perf_counter()
         status = 500
         route = _route_of(scope)
-        service = self.service or service_of(scope["path"])
+        service = self.service or service_for_path(scope["path"]) or "gateway"
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             nonlocal status

@@ -17,7 +17,6 @@ from fastapi import Depends, HTTPException, Request
 from jwt.algorithms import RSAAlgorithm
 
 log = logging.getLogger("imarc.security")
-ROLES = ("admin", "manager", "curator", "submitter", "user")
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,43 @@
 """How a service plugs into a runtime.
 
 Each service's ``bootstrap.py`` returns a ``ServiceSpec``: its tables, migrations, HTTP
-routes and event consumers. The runtime (``imarc.runtime``) builds one ``ServiceContext``
-per service — its own database and messaging, the shared bus, store and token verifier —
-and wires it the same way in embedded and distributed mode.
+routers and event consumers, and ``build`` — the one function that turns the adapters the
+runtime made (a ``ServiceContext``: database, messaging, bus, store, token verifier,
+settings) into the service's own typed dependencies object (its ``Deps``). Routes receive
+that object through :func:`services.common.app.provided`, consumers and start/stop hooks
+are functions of it; nothing is looked up by string key.
+
+The runtime (``imarc.runtime``) wires every spec the same way in embedded and distributed
+mode; only the adapters differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus import Bus
 from services.common.db import Database
 from services.common.events import Event
-from services.common.messaging import Messaging
-from services.common.security import TokenVerifier
+from services.common.messaging import Messaging, UnitOfWork
+from services.common.security import KeySource, TokenVerifier
 from services.common.settings import Settings
 from services.common.store import ObjectStore
+
+D = TypeVar("D")
 
 
 @dataclass
 class ServiceContext:
+    """The adapters a runtime gives one service."""
+
     name: str
     settings: Settings
     db: Database
@@ -37,6 +46,7 @@ class ServiceContext:
     messaging: Messaging
     verifier: TokenVerifier | None = None
     executor: Executor | None = None
+    #: transitional: services not yet built with ``ServiceSpec.build`` keep state here
     state: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -44,15 +54,23 @@ class ServiceContext:
         """CloudEvents ``source`` of this service's events."""
         return f"/{self.settings.site_name}/{self.name}"
 
+    @asynccontextmanager
+    async def uow(self) -> AsyncIterator[UnitOfWork]:
+        """One unit of work: its state changes and the events it emits commit together."""
+        async with self.messaging.transaction() as uow:
+            yield uow
 
-EventHandler = Callable[[Event, AsyncSession], Awaitable[Sequence[Event]]]
+
+#: ``on_<event>(event, uow) -> events``: runs once per event id, in the unit of work that
+#: records the event in the inbox; the returned events are staged in the outbox with it.
+EventHandler = Callable[[Event, UnitOfWork], Awaitable[Sequence[Event] | None]]
 
 
 @dataclass(frozen=True)
 class Consumer:
     """A durable queue ``<service>.<handler>`` bound to event types.
 
-    ``handler`` runs inside a transaction with inbox dedupe (exactly one effect);
+    ``handler`` runs inside a unit of work with inbox dedupe (exactly one effect);
     ``raw`` handlers manage their own idempotency (e.g. heavy work outside a transaction).
     """
 
@@ -63,14 +81,33 @@ class Consumer:
     concurrency: int = 1
 
 
+class RevocationCheck(Protocol):
+    async def __call__(self, claims: Mapping[str, Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TokenPorts:
+    """What a service that issues tokens (auth) offers the others in the same process:
+    its public keys and its revocation list. Processes without it fetch both over HTTP."""
+
+    keys: KeySource
+    is_revoked: RevocationCheck
+
+
 @dataclass
-class ServiceSpec:
+class ServiceSpec(Generic[D]):
     name: str
     metadata: MetaData
     migrations: Path
-    router: Callable[[ServiceContext], APIRouter]
-    consumers: Callable[[ServiceContext], Sequence[Consumer]] = lambda ctx: ()
-    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
-    on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
-    # a pool of CPU worker processes (ctx.executor) for work that must leave the loop
+    #: the service's typed dependencies, made from the runtime's adapters (no I/O)
+    build: Callable[[ServiceContext], D] | None = None
+    routers: Sequence[APIRouter] = ()
+    consumers: Callable[[D], Sequence[Consumer]] = lambda deps: ()
+    on_start: Callable[[D], Awaitable[None]] | None = None
+    on_stop: Callable[[D], Awaitable[None]] | None = None
+    #: a pool of CPU worker processes (``ServiceContext.executor``) for work off the loop
     cpu_workers: bool = False
+    #: the token ports this service offers the others (auth only)
+    tokens: Callable[[D], TokenPorts] | None = None
+    #: transitional: a router built from the context (services not yet on ``routers``)
+    router: Callable[[Any], APIRouter] | None = None

@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("intake", "deid", "qc", "catalog", "download", "auth")
+from services.common.contracts import SERVICES
+
 DEFAULT_PORTS = {name: 8081 + i for i, name in enumerate(SERVICES)}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +20,6 @@ from services.deid.engine import (
     Profile,
     default_profile,
 )
-
-#: Collection names as intake registers them (shared contract).
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 #: Hold reasons a user can meet; each says what to do next.
 NO_ID_MAP_ENTRY = (

@@ -33,7 +33,9 @@ from services.common.events import (
     InstanceReceived,
     ObjectRef,
 )
+from services.common.messaging import UnitOfWork
 from services.common.metrics import DEID_SECONDS, INSTANCES_DEIDENTIFIED, INSTANCES_HELD
+from services.common.projection import project_collection
 from services.common.service import ServiceContext
 from services.common.store import ObjectNotFound
 from services.deid import domain, worker
@@ -197,29 +199,19 @@ def collection_keys(keys: Keys, collection: str) -> Keys:
     return Keys(derived.digest(), keys.uid_root)
 
 
-async def on_collection_updated(event: Event, session: AsyncSession) -> list[Event]:
+async def on_collection_updated(event: Event, uow: UnitOfWork) -> list[Event]:
     """Keep deid's copy of the collection and give a new collection its first profile.
 
     A change of the collection's ``require_id_map`` makes a new profile version; other
-    profile settings are the manager's, through the profile API.
+    profile settings are the manager's, through the profile API. An announcement older
+    than the record kept changes nothing.
     """
-    c: CollectionUpdated = event.payload(CollectionUpdated)
-    known = await session.get(Collection, c.name)
+    session = uow.session
+    known = await session.get(Collection, event.payload(CollectionUpdated).name)
     previous = known.require_id_map if known is not None else None
-    await _upsert(
-        session,
-        Collection,
-        [
-            {
-                "name": c.name,
-                "access": c.access,
-                "licence_id": c.licence.id,
-                "require_id_map": c.require_id_map,
-                "updated_at": _now(),
-            }
-        ],
-        ["name"],
-    )
+    c = await project_collection(session, Collection, event)
+    if c is None:
+        return []
     row = await current_profile(session, c.name)
     if row is None:
         _add_profile(session, c.name, domain.initial_profile(c.require_id_map), event.source)
@@ -390,8 +382,9 @@ async def _record_hold(
 ) -> Outcome:
     current = True
 
-    async def effect(s: AsyncSession) -> list[Event]:
+    async def effect(uow: UnitOfWork) -> list[Event]:
         nonlocal current
+        s = uow.session
         current = await _is_current(s, received.instance_id, event.time, require_hold)
         if not current:
             return []
@@ -512,8 +505,9 @@ async def process_received(
     ids = result.deidentified
     current = True
 
-    async def effect(s: AsyncSession) -> list[Event]:
+    async def effect(uow: UnitOfWork) -> list[Event]:
         nonlocal current
+        s = uow.session
         current = await _is_current(s, instance_id, event.time, release)
         if not current:
             return []

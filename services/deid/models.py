@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.db import UTCDateTime
 from services.common.messaging import messaging_tables
 
 metadata = MetaData()
@@ -39,7 +39,7 @@ class Collection(Base):
     access: Mapped[str] = mapped_column(String(16))
     licence_id: Mapped[str] = mapped_column(String(200), default="")
     require_id_map: Mapped[bool] = mapped_column(Boolean, default=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProfileVersion(Base):
@@ -51,7 +51,7 @@ class ProfileVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -64,7 +64,7 @@ class IdMapEntry(Base):
     collection: Mapped[str] = mapped_column(String(64), primary_key=True)
     id_old: Mapped[str] = mapped_column(String(256), primary_key=True)
     id_new: Mapped[str] = mapped_column(String(64))
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     loaded_by: Mapped[str] = mapped_column(String(200))
 
 
@@ -86,7 +86,7 @@ class PatientPseudonym(Base):
     pseudonym: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source: Mapped[str] = mapped_column(String(16))  # "generated" or "idmap"
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class UidMapping(Base):
@@ -120,8 +120,8 @@ class Instance(Base):
     profile_version: Mapped[int] = mapped_column(Integer)
     profile_digest: Mapped[str] = mapped_column(String(64))
     audit: Mapped[list[dict[str, str]]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    deidentified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deidentified_at: Mapped[datetime] = mapped_column(UTCDateTime())
     released_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     event_id: Mapped[str] = mapped_column(String(64))
 
@@ -137,6 +137,6 @@ class Hold(Base):
     reason: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(32))
     received: Mapped[dict[str, Any]] = mapped_column(JSON)  # the InstanceReceived payload
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime())
     event_id: Mapped[str] = mapped_column(String(64))

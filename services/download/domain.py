@@ -8,9 +8,8 @@ work unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 # PS3.6 tags read from the DICOM JSON header (PS3.18 F.2) of each published instance
 INSTANCE_NUMBER = "00200013"
@@ -62,18 +61,6 @@ def licence_text(collection: str, licence_name: str, licence_url: str) -> str:
         f"under the {licence_name or NOT_SPECIFIED} at {licence_url or NOT_SPECIFIED} "
         "By downloading the data, you agree to abide by terms of this license."
     )
-
-
-def header_int(header: Mapping[str, Any], tag: str) -> int | None:
-    """An IS value (PS3.5 6.2) from a DICOM JSON header: a JSON number or a string
-    (PS3.18 F.2.3.1 allows both); None when absent or not a number."""
-    values = (header.get(tag) or {}).get("Value") or []
-    if not values:
-        return None
-    try:
-        return int(float(str(values[0]).strip()))
-    except ValueError:
-        return None
 
 
 def nbia_order(images: Iterable[Image]) -> list[Image]:

@@ -12,15 +12,17 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import conflict_insert, dialect_of
+from services.common.dicom_json import int_at
 from services.common.events import CollectionUpdated, Event, SeriesPublished, SeriesWithdrawn
+from services.common.messaging import UnitOfWork
 from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
+from services.common.projection import project_collection
 from services.common.security import Principal
 from services.common.service import ServiceContext
 from services.download.domain import (
     ACQUISITION_NUMBER,
     INSTANCE_NUMBER,
     Image,
-    header_int,
     nbia_order,
 )
 from services.download.models import Collection, Download, Instance, Series
@@ -46,19 +48,15 @@ def _collection_values(p: CollectionUpdated, at: datetime) -> dict[str, Any]:
 # -- consumers -------------------------------------------------------------------------
 
 
-async def on_collection_updated(event: Event, s: AsyncSession) -> list[Event]:
-    p = event.payload(CollectionUpdated)
-    row = await s.get(Collection, p.name, with_for_update=True)
-    if row is None:
-        s.add(Collection(**_collection_values(p, event.time)))
-    elif event.time >= row.updated_at:
-        for k, v in _collection_values(p, event.time).items():
-            setattr(row, k, v)
+async def on_collection_updated(event: Event, uow: UnitOfWork) -> list[Event]:
+    """Keep the collection's record (the newest announcement wins)."""
+    await project_collection(uow.session, Collection, event)
     return []
 
 
-async def on_series_published(event: Event, s: AsyncSession) -> list[Event]:
+async def on_series_published(event: Event, uow: UnitOfWork) -> list[Event]:
     """Index (or re-index) a published series; its instance set is replaced."""
+    s = uow.session
     p = event.payload(SeriesPublished)
     uid = p.series_instance_uid
     # The event carries qc's copy of the collection; collection.updated stays the
@@ -99,17 +97,18 @@ async def on_series_published(event: Event, s: AsyncSession) -> list[Event]:
             key=i.key,
             size=i.size,
             sha256=i.sha256,
-            instance_number=header_int(i.header, INSTANCE_NUMBER),
-            acquisition_number=header_int(i.header, ACQUISITION_NUMBER),
+            instance_number=int_at(i.header, INSTANCE_NUMBER),
+            acquisition_number=int_at(i.header, ACQUISITION_NUMBER),
         )
         for i in {i.sop_instance_uid: i for i in p.instances}.values()
     )
     return []
 
 
-async def on_series_withdrawn(event: Event, s: AsyncSession) -> list[Event]:
+async def on_series_withdrawn(event: Event, uow: UnitOfWork) -> list[Event]:
     """Stop serving a series. The row stays as a tombstone: a publication delivered late
     (another queue) cannot bring back what was withdrawn after it."""
+    s = uow.session
     p = event.payload(SeriesWithdrawn)
     await s.execute(
         _insert_ignore(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import re
 import struct
 import warnings
 from collections.abc import Mapping
@@ -24,8 +23,6 @@ from services.common.events import Licence
 
 # -- collections ---------------------------------------------------------------------------
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-COLLECTION_NAME_RULE = "collection names are 1 to 64 letters, digits, '-' or '_' (e.g. Demo-CT)"
 
 #: The built-in licences, by id: what intake accepts on its own, without an auth service.
 #: TCIA publishes most collections under Creative Commons licences and some under its own

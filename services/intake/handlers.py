@@ -31,7 +31,7 @@ from services.common.events import (
     LicenceUpdated,
     ObjectRef,
 )
-from services.common.messaging import Transaction
+from services.common.messaging import Transaction, UnitOfWork
 from services.common.metrics import INSTANCES_HELD, INSTANCES_RECEIVED
 from services.common.service import ServiceContext
 from services.common.store import StoredObject
@@ -73,12 +73,13 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def on_licence_updated(event: Event, session: AsyncSession) -> list[Event]:
+async def on_licence_updated(event: Event, uow: UnitOfWork) -> list[Event]:
     """Keep the licence as auth announced it (created, changed or deleted).
 
     Runs once per event (inbox); an event older than the one that last wrote the row
     (delivered late, after a retry) changes nothing.
     """
+    session = uow.session
     data = event.payload(LicenceUpdated)
     row = await session.get(LicenceRecord, data.id)
     if row is None:

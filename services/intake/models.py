@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common.db import UTCDateTime
 from services.common.messaging import messaging_tables
 
 metadata = MetaData()
 outbox, inbox = messaging_tables(metadata)
 
-Timestamp = DateTime(timezone=True)
+Timestamp = UTCDateTime()
 
 
 class Base(DeclarativeBase):

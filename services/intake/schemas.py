@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from services.common.contracts import collection_name_problem
 from services.common.events import Licence
 from services.intake import domain
 from services.intake.models import Collection, HeldInstance
@@ -33,8 +34,8 @@ class CollectionCreate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not domain.COLLECTION_NAME.fullmatch(v):
-            raise ValueError(domain.COLLECTION_NAME_RULE)
+        if problem := collection_name_problem(v):
+            raise ValueError(problem)
         return v
 
 

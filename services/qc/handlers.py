@@ -24,7 +24,9 @@ from services.common.events import (
     SeriesPublished,
     SeriesWithdrawn,
 )
+from services.common.messaging import UnitOfWork
 from services.common.metrics import SERIES_PUBLISHED
+from services.common.projection import project_collection
 from services.common.security import Principal
 from services.common.service import ServiceContext
 from services.common.store import ObjectNotFound
@@ -86,17 +88,14 @@ async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -
 # -- consumers -------------------------------------------------------------------------
 
 
-async def on_collection_updated(event: Event, s: AsyncSession) -> list[Event]:
-    p = event.payload(CollectionUpdated)
-    row = await s.get(Collection, p.name, with_for_update=True)
-    if row is None:
-        s.add(Collection(name=p.name, record=p.model_dump(mode="json"), updated_at=event.time))
-    elif event.time >= row.updated_at:
-        row.record, row.updated_at = p.model_dump(mode="json"), event.time
+async def on_collection_updated(event: Event, uow: UnitOfWork) -> list[Event]:
+    """Keep the collection's record (the newest announcement wins)."""
+    await project_collection(uow.session, Collection, event)
     return []
 
 
-async def on_instance_received(event: Event, s: AsyncSession) -> list[Event]:
+async def on_instance_received(event: Event, uow: UnitOfWork) -> list[Event]:
+    s = uow.session
     p = event.payload(InstanceReceived)
     inst = await _locked_instance(s, p.instance_id, p.collection)
     if inst.received_at is None:
@@ -108,7 +107,8 @@ async def on_instance_received(event: Event, s: AsyncSession) -> list[Event]:
     return []
 
 
-async def on_instance_held(event: Event, s: AsyncSession) -> list[Event]:
+async def on_instance_held(event: Event, uow: UnitOfWork) -> list[Event]:
+    s = uow.session
     p = event.payload(InstanceHeld)
     inst = await _locked_instance(s, p.instance_id, p.collection)
     if p.stage == "deid" and inst.received_at is None:
@@ -120,7 +120,8 @@ async def on_instance_held(event: Event, s: AsyncSession) -> list[Event]:
     return []
 
 
-async def on_instance_deidentified(event: Event, s: AsyncSession) -> list[Event]:
+async def on_instance_deidentified(event: Event, uow: UnitOfWork) -> list[Event]:
+    s = uow.session
     p = event.payload(InstanceDeidentified)
     inst = await _locked_instance(s, p.instance_id, p.collection)
     if inst.received_at is None:

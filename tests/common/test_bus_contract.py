@@ -1,4 +1,5 @@
-"""One contract for both buses: the embedded one must not promise what RabbitMQ won't."""
+"""One contract for every bus: the in-memory test bus and the embedded one must not promise
+what RabbitMQ won't."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import pytest
 
 from services.common.bus import Bus, EmbeddedBus, RabbitBus, topic_matches
 from services.common.events import Event
+from services.common.memory_bus import InMemoryBus
 
 
-@pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+@pytest.fixture(params=["memory", "embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
     b: Bus
-    if request.param == "embedded":
+    if request.param == "memory":
+        b = InMemoryBus(max_attempts=3)
+    elif request.param == "embedded":
         b = EmbeddedBus(tmp_path / "bus.sqlite", max_attempts=3, retry_base=0.02)
     else:
         url = request.getfixturevalue("rabbit_url")

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bus import Bus, EmbeddedBus, RabbitBus
 from services.common.db import Database
 from services.common.events import Event
-from services.common.messaging import Messaging, messaging_tables
+from services.common.messaging import Messaging, UnitOfWork, messaging_tables
 
 
 def make_metadata() -> tuple[MetaData, Table]:
@@ -87,8 +86,8 @@ async def count(db: Database, table: Table) -> int:
 
 
 def consumer(env: Env, messaging: Messaging):  # type: ignore[no-untyped-def]
-    async def handler(event: Event, session: AsyncSession) -> list[Event]:
-        await session.execute(insert(env.effects).values(event_id=event.id))
+    async def handler(event: Event, uow: UnitOfWork) -> list[Event]:
+        await uow.session.execute(insert(env.effects).values(event_id=event.id))
         return []
 
     return messaging.idempotent("svc.on_thing", handler)
@@ -180,7 +179,8 @@ async def test_group_commit_isolates_a_failing_effect(env: Env) -> None:
     bad = events[7]
 
     def effect_for(e: Event):  # type: ignore[no-untyped-def]
-        async def effect(s: AsyncSession) -> list[Event]:
+        async def effect(uow: UnitOfWork) -> list[Event]:
+            s = uow.session
             await s.execute(insert(env.effects).values(event_id=e.id))
             if e.id == bad.id:
                 raise ValueError("this event cannot be applied")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.dicom_json import int_at
 from services.download.domain import (
     Image,
     access_denied,
     default_file_names,
-    header_int,
     licence_text,
     md5_csv,
     nbia_order,
@@ -84,5 +84,5 @@ def test_md5_csv_has_header_and_unquoted_rows() -> None:
     ],
 )
 def test_header_int_reads_dicom_json_is_values(element: dict, value: int | None) -> None:
-    assert header_int({"00200013": element}, "00200013") == value
-    assert header_int({}, "00200013") is None
+    assert int_at({"00200013": element}, "00200013") == value
+    assert int_at({}, "00200013") is None

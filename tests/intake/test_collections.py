@@ -89,7 +89,7 @@ async def test_bad_names_are_refused_with_the_rule(intake: Platform) -> None:
             COLLECTIONS, json={"name": name, "licence": "CC-BY-4.0"}, headers=admin_headers()
         )
         assert r.status_code == 422, name
-        assert "collection names are 1 to 64 letters" in r.json()["detail"]
+        assert "collection name is 1 to 64 letters" in r.json()["detail"]
 
 
 async def test_only_managers_and_admins_create(intake: Platform) -> None:

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.uid import ImplicitVRLittleEndian
 
+from services.common.contracts import COLLECTION_NAME
 from services.common.events import Licence
 from services.intake import domain
 from services.intake.domain import Accepted, Held
@@ -198,8 +199,8 @@ def test_announced_licences_come_first_and_deleted_ones_are_refused() -> None:
 def test_collection_names() -> None:
     ok = ["Demo-CT", "a", "LIDC_IDRI", "x" * 64]
     bad = ["", "x" * 65, "with space", "slash/es", "dot.ted", "ümlaut"]
-    assert all(domain.COLLECTION_NAME.fullmatch(n) for n in ok)
-    assert not any(domain.COLLECTION_NAME.fullmatch(n) for n in bad)
+    assert all(COLLECTION_NAME.fullmatch(n) for n in ok)
+    assert not any(COLLECTION_NAME.fullmatch(n) for n in bad)
 
 
 def test_zip_entries_skipped_and_size_guard() -> None:

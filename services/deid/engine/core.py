@@ -24,9 +24,10 @@ from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, UID_dictionary
 from pydicom.valuerep import PersonName
 
+from services.common.dicom_json import header_json
+
 from . import pixels
 from .dates import DUMMY_DA, DUMMY_DT, DUMMY_TM, shift_multi
-from .header import header_json
 from .iod import attribute_type, resolve
 from .keys import Keys, new_uid
 from .profile import Profile

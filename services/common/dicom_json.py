@@ -1,19 +1,35 @@
-"""DICOM JSON (PS3.18 F.2) of a de-identified header, without bulk data.
+"""The DICOM JSON model (PS3.18 F.2): the one writer and the one reader of headers.
 
-Same output as ``Dataset.to_json_dict`` for the elements it keeps, but raw elements of the
-common VRs are decoded here directly: building the catalog header should not cost more than
-de-identifying the instance. PixelData, binary VRs and values over 1 KB are left out.
+deid writes each de-identified header with :func:`header_json` (carried by
+``instance.deidentified`` and ``series.published``); qc, catalog and download read it with
+the accessors below. Both halves live here so that they cannot drift apart; a round-trip
+property test on real files guards them (tests/common/test_dicom_json.py).
+
+A header is a mapping from the 8-hex-digit tag to ``{"vr": ..., "Value": [...]}``; person
+names are ``{"Alphabetic": ...}`` objects (F.2.2); bulk data (PixelData, binary VRs, values
+over :data:`BULK_LIMIT` bytes) is left out.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from pydicom.datadict import DicomDictionary
+from pydicom.datadict import DicomDictionary, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+
+Header = Mapping[str, Any]
+
+# -- writing -------------------------------------------------------------------------------
+#
+# Same output as ``Dataset.to_json_dict`` for the elements it keeps, but raw elements of the
+# common VRs are decoded here directly: building the header should not cost more than
+# de-identifying the instance.
 
 BULK_LIMIT = 1024
 _BINARY = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -123,3 +139,95 @@ def _converted_entry(ds: Dataset, tag: Any, simple: bool, little: bool) -> dict[
     if len(repr(entry.get("Value", ""))) > BULK_LIMIT:
         return None
     return entry
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+@cache
+def tag(keyword: str) -> str:
+    """The DICOM JSON key (upper-case hex ``GGGGEEEE``) of a data dictionary keyword."""
+    t = tag_for_keyword(keyword)
+    if t is None:
+        raise KeyError(f"{keyword} is not a DICOM keyword")
+    return f"{t:08X}"
+
+
+def values(header: Header, keyword: str) -> list[Any]:
+    element = header.get(tag(keyword))
+    if not element:
+        return []
+    return list(element.get("Value") or ())
+
+
+def as_text(value: Any) -> str | None:
+    """One JSON value as text: a person name's alphabetic group, else ``str``; None when empty."""
+    if isinstance(value, dict):  # PN: the alphabetic group is the one NBIA shows
+        value = value.get("Alphabetic")
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def text(header: Header, keyword: str) -> str | None:
+    """The first value as text, or None when the attribute is absent or empty."""
+    vals = values(header, keyword)
+    return as_text(vals[0]) if vals else None
+
+
+def multi_text(header: Header, keyword: str) -> str | None:
+    """All values joined with a backslash, the DICOM value separator (PS3.5 6.4)."""
+    parts = [t for t in (as_text(v) for v in values(header, keyword)) if t is not None]
+    return "\\".join(parts) or None
+
+
+def integer(header: Header, keyword: str) -> int | None:
+    """An IS value; DICOM JSON gives numbers, but strings are tolerated (PS3.18 F.2.3)."""
+    vals = values(header, keyword)
+    if not vals or vals[0] is None:
+        return None
+    try:
+        return int(float(vals[0]))
+    except (TypeError, ValueError):
+        return None
+
+
+def number(header: Header, keyword: str) -> float | None:
+    vals = values(header, keyword)
+    if not vals or vals[0] is None:
+        return None
+    try:
+        return float(vals[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def dicom_date(header: Header, keyword: str) -> str | None:
+    """A DA value as ``YYYYMMDD`` (PS3.5 6.2), or None when absent or not a real date.
+
+    The old ACR-NEMA form ``YYYY.MM.DD`` is accepted because old archives still hold it.
+    """
+    raw = text(header, keyword)
+    if raw is None:
+        return None
+    raw = raw.replace(".", "")
+    if len(raw) != 8 or not raw.isdigit():
+        return None
+    try:
+        datetime.strptime(raw, "%Y%m%d")
+    except ValueError:
+        return None
+    return raw
+
+
+def int_at(header: Header, key: str) -> int | None:
+    """An IS/number value by its tag key (``"00200013"``): a JSON number or a string
+    (PS3.18 F.2.3.1 allows both); None when absent or not a number."""
+    vals = (header.get(key) or {}).get("Value") or []
+    if not vals or vals[0] is None:
+        return None
+    try:
+        return int(float(str(vals[0]).strip()))
+    except ValueError:
+        return None
