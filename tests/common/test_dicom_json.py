@@ -93,7 +93,9 @@ def test_what_is_written_reads_back_as_the_same_values(name: str) -> None:
     _same(ds, Dataset.from_json(header), header)
 
 
-STRING_VRS = frozenset("AE AS CS DA DT LO LT PN SH ST TM UI UT IS DS".split())
+STRING_VRS = frozenset(
+    ["AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UI", "UT", "IS", "DS"]
+)
 
 
 def _expected_text(ds: Dataset, keyword: str) -> str | None:
