@@ -18,6 +18,32 @@ Probe = Callable[[], Awaitable[None]]
 D = TypeVar("D")
 
 
+class DomainError(Exception):
+    """A rule of a service that a request broke. Services subclass it per kind (not found,
+    not allowed, conflict, …) with the HTTP ``status`` it maps to; the app shell turns every
+    one into ``{"detail": <the message>}`` with that status — the one mapping from domain
+    errors to HTTP. The message is a sentence saying what is wrong and what to do."""
+
+    status = 400
+    headers: dict[str, str] | None = None
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class Unavailable(DomainError):
+    status = 503
+
+
 def provide(app: FastAPI, deps: object) -> None:
     """Make a service's dependencies object available to its routes (see :func:`provided`)."""
     if not hasattr(app.state, "deps"):
@@ -75,6 +101,10 @@ def create_app(
             f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in exc.errors()
         )
         return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> PlainTextResponse:

@@ -122,3 +122,32 @@ async def test_revocation_client_keeps_its_list_when_auth_is_unreachable() -> No
     state["up"] = False
     await asyncio.sleep(0.06)
     assert await client.is_revoked({"sid": "s-1"})
+
+
+async def test_domain_errors_become_their_status_with_the_message() -> None:
+    import httpx
+    from fastapi import APIRouter
+
+    from services.common.app import Conflict, NotFound, create_app
+
+    class NoSuchThing(NotFound):
+        pass
+
+    r = APIRouter()
+
+    @r.get("/thing/{name}")
+    async def thing(name: str) -> dict[str, str]:
+        if name == "taken":
+            raise Conflict("thing taken already exists; choose another name")
+        raise NoSuchThing(f"no thing named {name}; create it first")
+
+    app = create_app("t")
+    app.include_router(r)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        missing = await client.get("/thing/x")
+        taken = await client.get("/thing/taken")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "no thing named x; create it first"}
+    assert taken.status_code == 409
