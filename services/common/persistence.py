@@ -84,6 +84,12 @@ async def upsert(
 _MAX_PARAMS = 30_000
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_ignore_statement(table: Table, dialect: str, key: tuple[str, ...] | None) -> Any:
+    stmt = conflict_insert(dialect, table)
+    return stmt.on_conflict_do_nothing(index_elements=list(key) if key else None)
+
+
 async def insert_ignore(
     session: AsyncSession, model: Any, rows: Sequence[Row], *, key: Sequence[str] | None = None
 ) -> int:
@@ -96,6 +102,10 @@ async def insert_ignore(
         return 0
     table = table_of(model)
     dialect = dialect_of(session)
+    if len(rows) == 1:  # the common case in consumers: one cached statement, bound values
+        stmt = _insert_ignore_statement(table, dialect, tuple(key) if key else None)
+        result = await session.execute(stmt, dict(rows[0]))
+        return max(0, int(result.rowcount or 0))  # type: ignore[attr-defined]
     per = max(1, _MAX_PARAMS // max(1, len(rows[0])))
     inserted = 0
     for start in range(0, len(rows), per):
