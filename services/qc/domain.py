@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from services.common.app import Conflict, NotFound
+
 # stage_at of a record created only to be updated in the same transaction
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,18 +48,6 @@ _ALIASES = {
     **{s.value.lower(): s for s in ReviewState},
 }
 BLOCKED = (ReviewState.NOT_VISIBLE, ReviewState.TO_BE_DELETED)
-
-
-class CurationError(Exception):
-    """A request that cannot be done as asked; the message is one sentence for the user."""
-
-
-class NotFound(CurationError):
-    pass
-
-
-class Conflict(CurationError):
-    pass
 
 
 def parse_review_state(text: str) -> ReviewState:

@@ -8,13 +8,13 @@ import io
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pydicom
 import pydicom.examples
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from services.common.dicom_json import header_json
 from services.common.events import (
     CollectionUpdated,
     Event,
@@ -45,13 +45,6 @@ def dicom_bytes(ds: Dataset) -> bytes:
     buf = io.BytesIO()
     pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     return buf.getvalue()
-
-
-def header_json(ds: Dataset) -> dict[str, Any]:
-    """The DICOM JSON header deid sends (no bulk data)."""
-    out = ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=lambda _: "")
-    out.pop("7FE00010", None)
-    return out
 
 
 @dataclass
