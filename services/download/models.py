@@ -62,7 +62,7 @@ class Instance(Base):
     acquisition_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
-class Download(Base):
+class DownloadRecord(Base):
     """Who downloaded what, and how many bytes of DICOM they were sent."""
 
     __tablename__ = "downloads"

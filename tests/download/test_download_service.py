@@ -1,4 +1,4 @@
-"""NBIA downloads from a running platform (qc publishes, download serves): the getImage
+"""NBIA downloads (qc publishes, download serves, on the in-memory bus): the getImage
 zip, getImageWithMD5Hash, getSingleImage, access rules, integrity and the download log."""
 
 from __future__ import annotations
@@ -8,16 +8,17 @@ import io
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pydicom
 import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
 from services.common.metrics import DOWNLOADS
-from services.download.models import Download
+from services.download.models import DownloadRecord
 from services.download.streaming import IntegrityError
-from tests.harness import Platform, admin_headers, auth_header, mint, platform
+from tests.harness import admin_headers, auth_header, mint
+from tests.memory import InMemory, in_memory
 from tests.qc.curation import Curated, collection_event, make_series, put_curated
 
 V4 = "/nbia-api/services/v4"
@@ -37,7 +38,7 @@ def denied(uid: str) -> str:
 
 @dataclass
 class Published:
-    p: Platform
+    p: InMemory
     items: list[Curated]  # in InstanceNumber order
 
     @property
@@ -45,15 +46,10 @@ class Published:
         return self.items[0].series
 
 
-async def publish(p: Platform, items: list[Curated], collection: str = "Demo-CT") -> None:
-    await put_curated(p.runtime.store, items)
-    await p.runtime.bus.publish([c.deidentified() for c in items])
-
-    async def curated() -> bool:
-        r = await p.client.get(f"/api/qc/collections/{collection}/series", headers=admin_headers())
-        return any(s["instances"] == len(items) for s in r.json())
-
-    await p.wait_until(curated, 10, "instances in curation")
+async def publish(p: InMemory, items: list[Curated], collection: str = "Demo-CT") -> None:
+    """Curate ``items`` (one series) and publish it through qc's API."""
+    await put_curated(p.store, items)
+    await p.publish(*(c.deidentified() for c in items))
     r = await p.client.post(
         f"/api/qc/collections/{collection}/publish",
         headers=admin_headers(),
@@ -61,23 +57,32 @@ async def publish(p: Platform, items: list[Curated], collection: str = "Demo-CT"
     )
     assert r.status_code == 200, r.text
 
-    async def indexed() -> bool:
-        r = await p.client.get(
-            f"{V4}/getImage", params={"SeriesInstanceUID": items[0].series}, headers=admin_headers()
-        )
-        return r.status_code == 200
 
-    await p.wait_until(indexed, 10, "series indexed by download")
+# one platform for the module; a test that changes a series publishes its own
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest.fixture
-async def pub(tmp_path: Path) -> AsyncIterator[Published]:
-    async with platform(tmp_path, services=["qc", "download"]) as p:
-        await p.runtime.bus.publish([collection_event()])
-        # 12 images in two acquisitions, delivered out of InstanceNumber order
-        items = make_series(12, acquisitions=2)
-        await publish(p, items[::-1])
-        yield Published(p, items)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InMemory]:
+    async with in_memory(tmp_path_factory.mktemp("download"), ["qc", "download"]) as p:
+        await p.publish(collection_event(), collection_event("Closed", access="limited"))
+        yield p
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pub(platform: InMemory) -> Published:
+    # 12 images in two acquisitions, delivered out of InstanceNumber order
+    items = make_series(12, acquisitions=2)
+    await publish(platform, items[::-1])
+    return Published(platform, items)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def fresh(platform: InMemory) -> Published:
+    """A series of its own, for a test that changes it."""
+    items = make_series(3)
+    await publish(platform, items)
+    return Published(platform, items)
 
 
 def unzip(content: bytes) -> zipfile.ZipFile:
@@ -160,38 +165,35 @@ async def test_get_single_image_returns_the_published_bytes(pub: Published) -> N
     assert r.content == item.data
 
 
-async def test_limited_collection_is_hidden_from_who_may_not_read_it(tmp_path: Path) -> None:
-    async with platform(tmp_path, services=["qc", "download"]) as p:
-        lic = collection_event("Closed", access="limited")
-        await p.runtime.bus.publish([lic])
-        items = make_series(2, collection="Closed")
-        await publish(p, items, collection="Closed")
-        uid = items[0].series
-        licence_id = lic.data["licence"]["id"]
-        no_policy = mint("n", roles=["user"], lic=[licence_id])  # licence, policy not accepted
-        for headers in ({}, auth_header(mint("u", roles=["user"])), auth_header(no_policy)):
-            for url, extra in (
-                ("getImage", {}),
-                ("getSingleImage", {"SOPInstanceUID": items[0].sop}),
-            ):
-                r = await p.client.get(
-                    f"{V4}/{url}", params={"SeriesInstanceUID": uid, **extra}, headers=headers
-                )
-                assert (r.status_code, r.text) == (400, denied(uid))
-        for headers in (
-            auth_header(mint("u", roles=["user"], lic=[licence_id], dup=True)),
-            auth_header(mint("g", grants=["Closed"], dup=True)),
-            admin_headers(),
+async def test_limited_collection_is_hidden_from_who_may_not_read_it(platform: InMemory) -> None:
+    p = platform
+    items = make_series(2, collection="Closed")
+    await publish(p, items, collection="Closed")
+    uid = items[0].series
+    licence_id = collection_event("Closed").data["licence"]["id"]
+    no_policy = mint("n", roles=["user"], lic=[licence_id])  # licence, policy not accepted
+    for headers in ({}, auth_header(mint("u", roles=["user"])), auth_header(no_policy)):
+        for url, extra in (
+            ("getImage", {}),
+            ("getSingleImage", {"SOPInstanceUID": items[0].sop}),
         ):
             r = await p.client.get(
-                f"{V4}/getImage", params={"SeriesInstanceUID": uid}, headers=headers
+                f"{V4}/{url}", params={"SeriesInstanceUID": uid, **extra}, headers=headers
             )
-            assert r.status_code == 200 and len(unzip(r.content).namelist()) == 3
+            assert (r.status_code, r.text) == (400, denied(uid))
+    for headers in (
+        auth_header(mint("u", roles=["user"], lic=[licence_id], dup=True)),
+        auth_header(mint("g", grants=["Closed"], dup=True)),
+        admin_headers(),
+    ):
+        r = await p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": uid}, headers=headers)
+        assert r.status_code == 200 and len(unzip(r.content).namelist()) == 3
 
 
-async def test_a_tampered_object_aborts_the_download(pub: Published) -> None:
-    victim = pub.items[5]
-    await pub.p.runtime.store.put("public", victim.key, victim.data[:-1] + b"\x01")
+async def test_a_tampered_object_aborts_the_download(fresh: Published) -> None:
+    pub = fresh
+    victim = pub.items[1]
+    await pub.p.store.put("public", victim.key, victim.data[:-1] + b"\x01")
     with pytest.raises(IntegrityError):
         await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid})
     with pytest.raises(IntegrityError):
@@ -207,8 +209,10 @@ async def test_downloads_are_logged_and_counted(pub: Published) -> None:
     r = await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid}, headers=who)
     assert r.status_code == 200
     assert DOWNLOADS.labels("Demo-CT", "zip")._value.get() == before + 1
-    async with pub.p.runtime.contexts["download"].db.session() as s:
-        rows = (await s.scalars(select(Download).where(Download.subject == "reader"))).all()
+    async with pub.p.contexts["download"].db.session() as s:
+        rows = (
+            await s.scalars(select(DownloadRecord).where(DownloadRecord.subject == "reader"))
+        ).all()
     assert [(d.series_instance_uid, d.kind, d.bytes, d.complete) for d in rows] == [
         (pub.uid, "zip", sum(len(i.data) for i in pub.items), True)
     ]
@@ -218,12 +222,9 @@ async def test_downloads_are_logged_and_counted(pub: Published) -> None:
     assert log[0]["subject"] == "reader" and log[0]["bytes"] == rows[0].bytes
 
 
-async def test_withdrawn_series_is_no_longer_served(pub: Published) -> None:
+async def test_withdrawn_series_is_no_longer_served(fresh: Published) -> None:
+    pub = fresh
     r = await pub.p.client.post(f"/api/qc/series/{pub.uid}/withdraw", headers=admin_headers())
     assert r.status_code == 200
-
-    async def gone() -> bool:
-        r = await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid})
-        return r.status_code == 400 and r.text == denied(pub.uid)
-
-    await pub.p.wait_until(gone, 10, "withdrawal reaching download")
+    r = await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid})
+    assert (r.status_code, r.text) == (400, denied(pub.uid))

@@ -10,9 +10,36 @@ from pathlib import Path
 
 import pytest
 
-from tests.download.test_download_service import V4, publish
-from tests.harness import Platform, platform
-from tests.qc.curation import collection_event, make_series
+from tests.download.test_download_service import V4
+from tests.harness import Platform, admin_headers, platform
+from tests.qc.curation import Curated, collection_event, make_series, put_curated
+
+
+async def publish(p: Platform, items: list[Curated], collection: str = "Demo-CT") -> None:
+    """Curate and publish ``items`` through the running platform's bus and qc's API, and
+    wait until download serves them."""
+    await put_curated(p.runtime.store, items)
+    await p.runtime.bus.publish([c.deidentified() for c in items])
+
+    async def curated() -> bool:
+        r = await p.client.get(f"/api/qc/collections/{collection}/series", headers=admin_headers())
+        return any(s["instances"] == len(items) for s in r.json())
+
+    await p.wait_until(curated, 10, "instances in curation")
+    r = await p.client.post(
+        f"/api/qc/collections/{collection}/publish",
+        headers=admin_headers(),
+        json={"series": [items[0].series]},
+    )
+    assert r.status_code == 200, r.text
+
+    async def indexed() -> bool:
+        r = await p.client.get(
+            f"{V4}/getImage", params={"SeriesInstanceUID": items[0].series}, headers=admin_headers()
+        )
+        return r.status_code == 200
+
+    await p.wait_until(indexed, 10, "series indexed by download")
 
 
 async def publish_and_download(p: Platform) -> None:

@@ -1,0 +1,141 @@
+"""NBIA download endpoints: getImage, getImageWithMD5Hash and getSingleImage (v4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from services.common.security import CurrentPrincipal, Principal
+from services.download import queries
+from services.download.api.deps import DownloadDep
+from services.download.bootstrap import Download
+from services.download.domain import (
+    access_denied,
+    default_file_names,
+    is_yes,
+    licence_text,
+    missing_parameter,
+    new_file_names,
+    unknown_parameter,
+)
+from services.download.service import send
+from services.download.streaming import Progress, hold_last, series_zip, verified_chunks
+
+NBIA_V4 = "/nbia-api/services/v4"
+SERIES = "SeriesInstanceUID"
+SOP = "SOPInstanceUID"
+
+router = APIRouter(prefix=NBIA_V4, tags=["download (NBIA)"])
+
+
+def _bad_request(message: str) -> PlainTextResponse:
+    return PlainTextResponse(message, status_code=400)
+
+
+def _params(request: Request, allowed: Sequence[str], required: Sequence[str]) -> dict[str, str]:
+    """The query parameters, or ValueError with NBIA's message for an unknown or missing
+    one (v4 rejects parameters it does not know)."""
+    params = dict(request.query_params)
+    for name in params:
+        if name not in allowed:
+            raise ValueError(unknown_parameter(name, allowed))
+    for name in required:
+        if not params.get(name, "").strip():
+            raise ValueError(missing_parameter(name))
+    return {k: v.strip() for k, v in params.items()}
+
+
+async def _zip(
+    request: Request,
+    download: Download,
+    principal: Principal,
+    *,
+    allowed: Sequence[str],
+    with_licence: bool,
+    md5: bool | None = None,
+) -> Response:
+    try:
+        params = _params(request, allowed, (SERIES,))
+    except ValueError as e:
+        return _bad_request(str(e))
+    uid = params[SERIES]
+    series = await queries.readable_series(download.db, principal, uid)
+    if series is None:
+        return _bad_request(access_denied(uid))
+    include_md5 = is_yes(params.get("IncludeMD5")) if md5 is None else md5
+    names = (
+        new_file_names(series.images)
+        if is_yes(params.get("NewFileNames"))
+        else default_file_names(len(series.images))
+    )
+    licence = (
+        licence_text(series.collection, series.licence_name, series.licence_url)
+        if with_licence
+        else None
+    )
+    progress = Progress()
+    zs = series_zip(
+        download.store, series.images, names, progress, licence=licence, include_md5=include_md5
+    )
+    # NBIA sends no Content-Length; sending the exact one lets clients show progress,
+    # tells them when a stream was cut short, and spares the chunked-encoding copy.
+    return StreamingResponse(
+        send(download, iter(zs), principal, series, progress, kind="zip"),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{uid}.zip"',
+            "Content-Length": str(len(zs)),
+        },
+    )
+
+
+@router.get("/getImage")
+async def get_image(
+    request: Request, download: DownloadDep, principal: CurrentPrincipal
+) -> Response:
+    """A zip of the series streamed from the public zone: LICENSE, the images
+    (``NewFileNames=Yes`` for ``{acq}-{inst}.dcm``), ``md5hashes.csv`` with
+    ``IncludeMD5=Yes``."""
+    return await _zip(
+        request,
+        download,
+        principal,
+        allowed=(SERIES, "NewFileNames", "IncludeMD5"),
+        with_licence=True,
+    )
+
+
+@router.get("/getImageWithMD5Hash")
+async def get_image_with_md5(
+    request: Request, download: DownloadDep, principal: CurrentPrincipal
+) -> Response:
+    """As getImage with ``IncludeMD5=Yes``, without the LICENSE entry (as NBIA v4)."""
+    return await _zip(request, download, principal, allowed=(SERIES,), with_licence=False, md5=True)
+
+
+@router.get("/getSingleImage")
+async def get_single_image(
+    request: Request, download: DownloadDep, principal: CurrentPrincipal
+) -> Response:
+    """One DICOM instance of a series, as published."""
+    try:
+        params = _params(request, (SERIES, SOP), (SERIES, SOP))
+    except ValueError as e:
+        return _bad_request(str(e))
+    uid, sop = params[SERIES], params[SOP]
+    series = await queries.readable_series(download.db, principal, uid, sop)
+    if series is None:
+        return _bad_request(access_denied(uid))
+    image = series.images[0]
+    progress = Progress()
+    chunks = hold_last(verified_chunks(download.store, image, progress))
+    return StreamingResponse(
+        send(download, chunks, principal, series, progress, kind="single", sop_instance_uid=sop),
+        media_type="application/dicom",
+        headers={
+            "Content-Disposition": f"attachment; filename={sop}.dcm",
+            "Content-Length": str(image.size),
+        },
+    )

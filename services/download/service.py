@@ -1,0 +1,166 @@
+"""download's use cases: the index of published series kept from qc's events, and
+sending a download (streamed, then logged and counted)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete
+
+from services.common.dicom_json import int_at
+from services.common.events import SeriesPublished, SeriesWithdrawn
+from services.common.messaging import UnitOfWork
+from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
+from services.common.persistence import insert_ignore, table_of
+from services.common.projection import record_values
+from services.common.security import Principal
+from services.download.domain import ACQUISITION_NUMBER, INSTANCE_NUMBER
+from services.download.models import Collection, DownloadRecord, Instance, Series
+from services.download.queries import Readable
+from services.download.streaming import Progress, in_thread
+
+if TYPE_CHECKING:
+    from services.download.bootstrap import Download
+
+log = logging.getLogger("imarc.download")
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# -- the index of published series -------------------------------------------------------
+
+
+async def series_published(uow: UnitOfWork, p: SeriesPublished) -> None:
+    """Index (or re-index) a published series; its instance set is replaced."""
+    s = uow.session
+    uid = p.series_instance_uid
+    # The event carries qc's copy of the collection; collection.updated stays the
+    # authority, so it only fills in a collection not seen yet (as the oldest record).
+    columns = table_of(Collection).c
+    known = {k: v for k, v in record_values(p.collection).items() if k in columns}
+    await insert_ignore(s, Collection, [{**known, "updated_at": NEVER}])
+    new = {
+        "series_instance_uid": uid,
+        "collection": p.collection.name,
+        "study_instance_uid": p.study_instance_uid,
+        "patient_id": p.patient_id,
+    }
+    await insert_ignore(s, Series, [new])
+    series = await s.get(Series, uid, with_for_update=True)
+    assert series is not None
+    newest = max((t for t in (series.released_at, series.withdrawn_at) if t), default=None)
+    if newest is not None and p.released_at <= newest:
+        log.info("ignoring an older publication of series %s", uid)
+        return
+    series.collection = p.collection.name
+    series.study_instance_uid, series.patient_id = p.study_instance_uid, p.patient_id
+    series.released_at, series.withdrawn_at = p.released_at, None
+    await s.execute(delete(Instance).where(Instance.series_instance_uid == uid))
+    s.add_all(
+        Instance(
+            series_instance_uid=uid,
+            sop_instance_uid=i.sop_instance_uid,
+            key=i.key,
+            size=i.size,
+            sha256=i.sha256,
+            instance_number=int_at(i.header, INSTANCE_NUMBER),
+            acquisition_number=int_at(i.header, ACQUISITION_NUMBER),
+        )
+        for i in {i.sop_instance_uid: i for i in p.instances}.values()
+    )
+
+
+async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) -> None:
+    """Stop serving a series. The row stays as a tombstone: a publication delivered late
+    (another queue) cannot bring back what was withdrawn after it."""
+    s = uow.session
+    uid = p.series_instance_uid
+    await insert_ignore(s, Series, [{"series_instance_uid": uid, "collection": p.collection}])
+    series = await s.get(Series, uid, with_for_update=True)
+    assert series is not None
+    if series.released_at is not None and at <= series.released_at:
+        return  # withdrawn before a later re-publication
+    series.withdrawn_at = max(at, series.withdrawn_at or at)
+    await s.execute(delete(Instance).where(Instance.series_instance_uid == uid))
+
+
+# -- sending -----------------------------------------------------------------------------
+
+
+def send(
+    download: Download,
+    source: Iterator[bytes],
+    principal: Principal,
+    series: Readable,
+    progress: Progress,
+    *,
+    kind: str,
+    sop_instance_uid: str | None = None,
+) -> AsyncIterator[bytes]:
+    """The response body of a download: ``source`` read in a worker thread, then the
+    download logged as complete — or as partial if the stream ends early."""
+
+    def record(complete: bool) -> Coroutine[Any, Any, None]:
+        return record_download(
+            download,
+            principal,
+            series,
+            kind=kind,
+            dicom_bytes=progress.dicom_bytes,
+            complete=complete,
+            sop_instance_uid=sop_instance_uid,
+        )
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async with aclosing(in_thread(source)) as blocks:
+                async for block in blocks:
+                    yield block
+        except BaseException:
+            log.warning(
+                "download of series %s by %s ended early after %d bytes",
+                series.series_instance_uid,
+                principal.subject,
+                progress.dicom_bytes,
+            )
+            download.spawn(record(False))
+            raise
+        await record(True)
+
+    return body()
+
+
+async def record_download(
+    download: Download,
+    principal: Principal,
+    series: Readable,
+    *,
+    kind: str,
+    dicom_bytes: int,
+    complete: bool,
+    sop_instance_uid: str | None = None,
+) -> None:
+    """Log a download (also a partial one) and count it in the metrics. A log that
+    cannot be written is reported, never turned into a failed download."""
+    DOWNLOAD_BYTES.labels(series.collection).inc(dicom_bytes)
+    if complete:
+        DOWNLOADS.labels(series.collection, kind).inc()
+    try:
+        async with download.uow() as uow:
+            uow.session.add(
+                DownloadRecord(
+                    subject=principal.subject,
+                    collection=series.collection,
+                    series_instance_uid=series.series_instance_uid,
+                    sop_instance_uid=sop_instance_uid,
+                    kind=kind,
+                    bytes=dicom_bytes,
+                    complete=complete,
+                    at=datetime.now(UTC),
+                )
+            )
+    except Exception:
+        log.exception("could not log the download of series %s", series.series_instance_uid)
