@@ -22,6 +22,7 @@ run: setup
 	$(BIN)/imarc up
 
 test: setup
+	@scripts/system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,17 @@ def _need(host: str, port: int, what: str) -> None:
     msg = f"{what} is not reachable on {host}:{port}"
     if os.environ.get("CI"):
         pytest.fail(msg + " (CI needs it: .ci/run starts it)")
+    pytest.skip(msg)
+
+
+def need_tool(command: str, package: str) -> None:
+    """A program from the system's packages that a test runs (dcmtk, tesseract, chromium):
+    skipped with the reason outside CI, a failure in CI (`make test` installs them)."""
+    if shutil.which(command):
+        return
+    msg = f"{command} is not installed (apt-get install {package}; `make test` does it)"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
     pytest.skip(msg)
 
 
