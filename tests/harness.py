@@ -34,7 +34,7 @@ def _test_key() -> Any:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def test_jwks() -> dict[str, Any]:
+def static_jwks() -> dict[str, Any]:
     jwk = RSAAlgorithm.to_jwk(_test_key().public_key(), as_dict=True)
     jwk.update(kid=TEST_KID, use="sig", alg="RS256")
     return {"keys": [jwk]}
@@ -118,7 +118,7 @@ async def platform(
     settings = test_settings(data_dir, **overrides)
     runtime = Runtime(settings, services)
     if "auth" not in services:
-        runtime.verifier.keys = StaticKeys(test_jwks)
+        runtime.verifier.keys = StaticKeys(static_jwks)
     app = runtime.app()
     if "auth" not in services:
         app.state.is_revoked = None  # no auth service to follow: tokens come from mint()

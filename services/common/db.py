@@ -7,7 +7,6 @@ SQLite file. No service opens another service's database.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -144,15 +143,3 @@ def run_migrations_online(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
-
-
-async def wait_for(coro_factory: Any, attempts: int = 30, delay: float = 1.0) -> None:
-    """Retry a start-up probe (a database or broker that is still coming up)."""
-    for i in range(attempts):
-        try:
-            await coro_factory()
-            return
-        except Exception:
-            if i == attempts - 1:
-                raise
-            await asyncio.sleep(delay)

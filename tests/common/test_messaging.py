@@ -101,14 +101,26 @@ async def wait_for_count(db: Database, table: Table, n: int, timeout: float = 15
     raise AssertionError(f"expected {n} rows in {table.name}, have {await count(db, table)}")
 
 
+async def wait_for_effect(env: Env, event_id: str, timeout: float = 15) -> None:
+    query = select(func.count()).where(env.effects.c.event_id == event_id)
+    for _ in range(int(timeout / 0.05)):
+        async with env.db.session() as s:
+            if await s.scalar(query):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the effect of {event_id} did not appear in {timeout}s")
+
+
 async def test_redelivered_event_has_exactly_one_effect(env: Env) -> None:
     m = Messaging(env.db, env.bus, env.metadata, service="svc")
     await env.bus.subscribe(f"svc.on_thing.{env.schema}", ["org.imarc.thing.#"], consumer(env, m))
     e = Event(source="/t", type="org.imarc.thing.happened")
     await env.bus.publish([e, e, e])  # the broker redelivers: at least once
-    await env.bus.publish([Event(source="/t", type="org.imarc.thing.happened")])
-    await wait_for_count(env.db, env.effects, 2)
-    await asyncio.sleep(0.3)
+    last = Event(source="/t", type="org.imarc.thing.happened")
+    await env.bus.publish([last])
+    # one consumer handles its queue in order: once the last event took effect, every
+    # copy before it has been handled
+    await wait_for_effect(env, last.id)
     async with env.db.session() as s:
         ids = (await s.scalars(select(env.effects.c.event_id))).all()
     assert sorted(ids).count(e.id) == 1
@@ -164,13 +176,17 @@ async def test_outbox_relay_resumes_after_restart_without_loss_or_duplicate_effe
             if await second.pending() == 0:
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        assert await second.pending() == 0
+        # published after everything the relay sent (first copies and re-sent ones): once
+        # it took effect, every earlier copy has been handled
+        last = Event(source="/t", type="org.imarc.thing.happened")
+        await bus.publish([last])
+        await wait_for_effect(env, last.id)
     finally:
         await second.stop_relay()
     async with env.db.session() as s:
         ids = (await s.scalars(select(env.effects.c.event_id))).all()
-    assert sorted(ids) == sorted(e.id for e in events)
-    assert await second.pending() == 0
+    assert sorted(ids) == sorted([*(e.id for e in events), last.id])
 
 
 async def test_group_commit_isolates_a_failing_effect(env: Env) -> None:

@@ -16,7 +16,7 @@ from services.common.security import (
     RevocationClient,
     TokenVerifier,
 )
-from tests.harness import mint, test_jwks
+from tests.harness import mint, static_jwks
 
 
 def test_public_collections_are_open_to_everyone() -> None:
@@ -56,7 +56,7 @@ def test_submitters_are_held_to_their_collection_and_site() -> None:
 
 
 async def test_jwks_client_drops_retired_keys_after_max_age() -> None:
-    served = {"jwks": test_jwks()}
+    served = {"jwks": static_jwks()}
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=served["jwks"])
