@@ -31,7 +31,7 @@ lint: setup
 	$(BIN)/mypy services imarc
 
 up: setup
-	$(BIN)/imarc stack
+	$(BIN)/imarc stack $(UP_ARGS)
 
 bench: setup
 	$(BIN)/python bench/submit_bench.py

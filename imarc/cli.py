@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,8 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from imarc.cli_http import DEFAULT_URL, api_client, fail, save_credentials
-from services.common.settings import DEFAULT_PORTS, SERVICES, Settings
+from imarc import cli_run
+from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
+from imarc.local import admin_credentials_for, candidate_dirs
 
 app = typer.Typer(
     help="imarc: run and use an open medical imaging archive.",
@@ -58,111 +58,12 @@ def root(
     ctx.obj = {"url": url, "token": token}
 
 
-# -- running ---------------------------------------------------------------------
+# -- running (imarc/cli_run.py) -------------------------------------------------------
 
-
-@app.command()
-def up(
-    host: Annotated[
-        str, typer.Option(envvar="IMARC_HOST", help="Address to listen on.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="IMARC_PORT", help="Port to listen on.")] = 8080,
-    data_dir: Annotated[
-        Path, typer.Option(envvar="IMARC_DATA_DIR", help="Where data is kept.")
-    ] = Path("var"),
-    demo: Annotated[bool, typer.Option(help="Load the demo collection on first start.")] = True,
-) -> None:
-    """Run the whole platform in one process (embedded mode)."""
-    import uvicorn
-
-    from imarc.demo import start_demo_loader
-    from imarc.runtime import admin_credentials_path, embedded_app, prepare_embedded
-    from services.common.logs import configure
-
-    settings = Settings(data_dir=data_dir, host=host, port=port)
-    configure(settings.log_level, settings.log_json)
-    settings = prepare_embedded(settings)
-    base = f"http://{host}:{port}"
-    out.print(f"[bold]imarc[/bold] (embedded) on {base}  data: {settings.data_dir.resolve()}")
-    out.print(f"  NBIA API:  {base}/nbia-api/services/v4/getCollectionValues")
-    out.print(f"  API docs:  {base}/docs      metrics: {base}/metrics")
-    out.print(f"  admin credentials: {admin_credentials_path(settings)} (mode 0600)")
-    out.print("  log in with: imarc login")
-    if demo:
-        start_demo_loader(base, settings)
-    uvicorn.run(embedded_app(settings), host=host, port=port, log_level="warning")
-
-
-@app.command()
-def serve(
-    service: Annotated[str, typer.Argument(help=f"One of: {', '.join((*SERVICES, 'gateway'))}.")],
-    host: Annotated[str | None, typer.Option(help="Address (default IMARC_HOST).")] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Port (default IMARC_PORT or the service's).")
-    ] = None,
-) -> None:
-    """Run one service (or the gateway) in distributed mode, configured from the environment."""
-    import uvicorn
-
-    from services.common.logs import configure
-
-    settings = Settings()
-    configure(settings.log_level, settings.log_json)
-    if service == "gateway":
-        from imarc.gateway import gateway_app
-
-        application = gateway_app(settings)
-        default_port = 8080
-    elif service in SERVICES:
-        from imarc.runtime import Runtime
-
-        application = Runtime(settings, [service]).app(f"imarc {service}")
-        default_port = DEFAULT_PORTS[service]
-    else:
-        fail(f"unknown service {service!r}; choose one of {', '.join((*SERVICES, 'gateway'))}")
-    chosen = port or (int(os.environ["IMARC_PORT"]) if "IMARC_PORT" in os.environ else default_port)
-    uvicorn.run(application, host=host or settings.host, port=chosen, log_level="warning")
-
-
-@app.command()
-def migrate(
-    service: Annotated[str, typer.Argument(help="A service, or 'all'.")] = "all",
-) -> None:
-    """Apply database migrations and exit (the Helm chart runs this as a hook)."""
-    import asyncio
-
-    from imarc.runtime import load_spec
-    from services.common.db import Database
-
-    settings = Settings()
-    names = SERVICES if service == "all" else (service,)
-
-    async def run() -> None:
-        for name in names:
-            spec = load_spec(name)
-            db = Database(settings.database_url_for(name), schema=name)
-            try:
-                await db.migrate(spec.migrations)
-            finally:
-                await db.dispose()
-            out.print(f"{name}: migrated")
-
-    try:
-        asyncio.run(run())
-    except ValueError as e:
-        fail(str(e))
-    except OSError as e:
-        fail(f"cannot reach the database: {e}")
-
-
-@app.command()
-def stack(
-    data_dir: Annotated[Path, typer.Option(help="Where local state is kept.")] = Path("var/stack"),
-) -> None:
-    """Distributed mode on one machine: one process per service plus the gateway."""
-    from imarc.stack import run_stack
-
-    run_stack(data_dir)
+app.command()(cli_run.up)
+app.command()(cli_run.serve)
+app.command()(cli_run.migrate)
+app.command()(cli_run.stack)
 
 
 # -- using -----------------------------------------------------------------------
@@ -173,27 +74,47 @@ def login(
     ctx: typer.Context,
     username: Annotated[str | None, typer.Option(help="User name.")] = None,
     password: Annotated[str | None, typer.Option(help="Password (prompted if omitted).")] = None,
-    data_dir: Annotated[Path, typer.Option(help="Embedded data dir (admin credentials).")] = Path(
-        "var"
-    ),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Data dir of a local `imarc up` or `imarc stack` whose admin credentials to "
+            "use (default: the one serving --url, looked for in var/ and var/stack/)."
+        ),
+    ] = None,
 ) -> None:
     """Obtain a token and keep it for later commands."""
     api = api_client(ctx)
     local = api.url.startswith(("http://127.0.0.1", "http://localhost"))
-    creds_file = data_dir / "admin-credentials.json"
-    if username is None and local and creds_file.exists():
+    creds_file = admin_credentials_for(api.url, candidate_dirs(data_dir)) if local else None
+    if username is None and creds_file is not None:
         creds = json.loads(creds_file.read_text())
         username, password = creds["username"], creds["password"]
-        out.print(f"using the embedded admin credentials in {creds_file}")
+        out.print(f"using the admin credentials in {creds_file}")
+    elif username is None and not sys.stdin.isatty():
+        where = " or ".join(f"{d}/" for d in candidate_dirs(data_dir))
+        fail(
+            f"no admin credentials for {api.url} in {where}; pass --username and --password, "
+            "or --data-dir DIR of the `imarc up` or `imarc stack` serving it"
+        )
     if username is None:
         username = typer.prompt("username")
     if password is None:
         password = typer.prompt("password", hide_input=True)
-    tokens = api.post(
+    resp = api.request(
+        "POST",
         "/api/auth/token",
         data={"grant_type": "password", "username": username, "password": password},
-    ).json()
-    save_credentials(api.url, tokens)
+        check=False,
+    )
+    if resp.status_code != 200:
+        hint = (
+            f"; they are the credentials in {creds_file}: if another data dir serves "
+            f"{api.url}, pass --data-dir"
+            if creds_file is not None
+            else ""
+        )
+        fail(f"login as {username} refused: {describe(resp)}{hint}")
+    save_credentials(api.url, resp.json())
     out.print(f"logged in to {api.url} as {username}")
 
 

@@ -98,13 +98,18 @@ class Api(httpx.Client):
         super().__init__(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self.url = url.rstrip("/")
 
-    def request(self, method: str, url: Any, **kwargs: Any) -> httpx.Response:
+    def request(
+        self, method: str, url: Any, *, check: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request; with ``check`` (the default) a failure ends the command."""
         try:
             resp = super().request(method, url, **kwargs)
         except httpx.ConnectError:
             fail(f"cannot reach imarc at {self.url}: is it running? (start it with `make run`)")
         except httpx.TimeoutException:
             fail(f"imarc at {self.url} did not answer in time; try again")
+        if not check:
+            return resp
         if resp.status_code == 401:
             fail(f"not logged in or the token was refused ({describe(resp)}); run `imarc login`")
         if resp.status_code >= 400:

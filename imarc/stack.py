@@ -4,6 +4,8 @@ the gateway, against the local PostgreSQL and RabbitMQ and an S3 endpoint."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import signal
 import socket
@@ -16,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from imarc.local import record_serving
 from imarc.runtime import admin_credentials_path, prepare_embedded
 from services.common.settings import DEFAULT_PORTS, SERVICES, Settings
 
@@ -68,6 +71,43 @@ async def drop_database(url: str) -> None:
     await _maintenance(url, drop)
 
 
+#: Start of the comment that marks a PostgreSQL database as one deployment's.
+MARK = "imarc deployment "
+SEALED = "sealed with another IMARC_SECRET"
+
+
+class StackError(RuntimeError):
+    """Why the stack cannot start, as a sentence saying what to run."""
+
+
+def fingerprint(secret: str) -> str:
+    """Names a deployment's secret without revealing it."""
+    return hmac.new(secret.encode(), b"imarc deployment", hashlib.sha256).hexdigest()[:32]
+
+
+async def database_mark(url: str) -> str | None:
+    """The deployment fingerprint the database named in ``url`` was marked with, if any."""
+    found: list[str | None] = []
+
+    async def read(conn: Any, name: str) -> None:
+        comment = await conn.fetchval(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname=$1", name
+        )
+        found.append(comment[len(MARK) :] if comment and comment.startswith(MARK) else None)
+
+    await _maintenance(url, read)
+    return found[0]
+
+
+async def mark_database(url: str, mark: str) -> None:
+    """Mark the database as the data of the deployment whose secret has fingerprint ``mark``."""
+
+    async def write(conn: Any, name: str) -> None:
+        await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{MARK}{mark}'")
+
+    await _maintenance(url, write)
+
+
 class Stack:
     """The processes of a distributed deployment on loopback."""
 
@@ -77,8 +117,10 @@ class Stack:
         env: dict[str, str] | None = None,
         ports: dict[str, int] | None = None,
         gateway_port: int = 8080,
+        reset: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.reset = reset
         self.env = {**os.environ, **(env or {})}
         self.ports = ports or dict(DEFAULT_PORTS)
         self.gateway_port = gateway_port
@@ -103,15 +145,43 @@ class Stack:
                 f"s3://imarc:imarc-local@127.0.0.1:{port}?secure=false&region=us-east-1"
             )
         settings = prepare_embedded(Settings(data_dir=self.data_dir))
-        env.setdefault("IMARC_SECRET", settings.secret.get_secret_value())
-        env.setdefault("IMARC_ADMIN_USERNAME", settings.admin_username)
-        env.setdefault("IMARC_ADMIN_PASSWORD", settings.admin_password.get_secret_value())
+        for name, value in (
+            ("IMARC_SECRET", settings.secret.get_secret_value()),
+            ("IMARC_ADMIN_USERNAME", settings.admin_username),
+            ("IMARC_ADMIN_PASSWORD", settings.admin_password.get_secret_value()),
+        ):
+            env[name] = env.get(name) or value
         env["IMARC_DATA_DIR"] = str(self.data_dir)
         env["IMARC_AUTH_URL"] = f"http://127.0.0.1:{self.ports['auth']}"
         for name in SERVICES:
             env[f"IMARC_{name.upper()}_URL"] = f"http://127.0.0.1:{self.ports[name]}"
+        if self.reset:
+            self.delete_data()
         if env["IMARC_DATABASE_URL"].startswith("postgresql"):
             asyncio.run(ensure_database(env["IMARC_DATABASE_URL"]))
+            mark = asyncio.run(database_mark(env["IMARC_DATABASE_URL"]))
+            if mark is not None and mark != fingerprint(env["IMARC_SECRET"]):
+                raise StackError(self.foreign_database())
+
+    def foreign_database(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(self.env["IMARC_DATABASE_URL"])
+        return (
+            f"the database {u.database} on {u.host}:{u.port or 5432} holds the data of another "
+            f"imarc deployment (made with another IMARC_SECRET than {self.data_dir}/secret.key, "
+            "e.g. by `make up` in another checkout). To delete that data and start afresh run "
+            "`imarc stack --reset` (or `make up UP_ARGS=--reset`); to keep it, start with that "
+            "deployment's IMARC_SECRET or set IMARC_DATABASE_URL to another database."
+        )
+
+    def delete_data(self) -> None:
+        """Drop the deployment's database and broker objects; keep its secret and login."""
+        url = self.env["IMARC_DATABASE_URL"]
+        if url.startswith("postgresql"):
+            asyncio.run(drop_database(url))
+        self.destroy_broker_objects()
+        (self.data_dir / "demo-loaded").unlink(missing_ok=True)
 
     def _spawn(self, name: str, port: int) -> None:
         cmd = [sys.executable, "-m", "imarc", "serve", name, "--port", str(port)]
@@ -124,6 +194,9 @@ class Stack:
         # auth first: the others fetch its JWKS
         self._spawn("auth", self.ports["auth"])
         self._wait(f"http://127.0.0.1:{self.ports['auth']}/readyz", timeout, "auth")
+        url = self.env["IMARC_DATABASE_URL"]
+        if url.startswith("postgresql"):  # auth unsealed its keys: the data is ours
+            asyncio.run(mark_database(url, fingerprint(self.env["IMARC_SECRET"])))
         for name in SERVICES:
             if name != "auth":
                 self._spawn(name, self.ports[name])
@@ -135,16 +208,19 @@ class Stack:
         while time.monotonic() < deadline:
             for name, p in self.procs.items():
                 if p.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} exited with {p.returncode}; see {self.data_dir / (name + '.log')}"
-                    )
+                    log = self.data_dir / f"{name}.log"
+                    if name == "auth" and SEALED in log.read_text(errors="replace")[-20000:]:
+                        raise StackError(self.foreign_database())
+                    raise StackError(f"{name} exited with {p.returncode}; see {log}")
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"{what} did not become ready in {timeout:.0f}s")
+        raise StackError(
+            f"{what} did not become ready in {timeout:.0f}s; see {self.data_dir}/*.log"
+        )
 
     def stop(self) -> None:
         for p in self.procs.values():
@@ -187,18 +263,20 @@ class Stack:
         asyncio.run(delete())
 
 
-def run_stack(data_dir: Path) -> None:
+def run_stack(data_dir: Path, reset: bool = False) -> None:
     from imarc.demo import start_demo_loader
 
-    stack = Stack(data_dir)
+    stack = Stack(data_dir, reset=reset)
     try:
         stack.start()
-    except RuntimeError as e:
+    except StackError as e:
         stack.stop()
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(1) from e
+        raise SystemExit(1) from None
+    record_serving(data_dir, stack.url)
     print(f"imarc (distributed) on {stack.url}; logs in {data_dir}/*.log")
     print(f"admin credentials: {admin_credentials_path(Settings(data_dir=data_dir))}")
+    print("log in with: imarc login")
     settings = prepare_embedded(Settings(data_dir=data_dir))
     start_demo_loader(stack.url, settings)
     try:

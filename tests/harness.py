@@ -20,6 +20,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from imarc.runtime import Runtime
@@ -109,6 +110,11 @@ class Platform:
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    @staticmethod
+    def metrics() -> str:
+        """What Prometheus would scrape from this process (on IMARC_METRICS_PORT)."""
+        return generate_latest().decode()
 
 
 @asynccontextmanager

@@ -1,4 +1,7 @@
-"""The FastAPI app shell every process shares: health, readiness, metrics, errors."""
+"""The FastAPI app shell every process shares: health, readiness, request metrics, errors.
+
+The metrics themselves are not served here: see ``metrics.start_metrics_server``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from services.common.metrics import HttpMetrics, metrics_response
+from services.common.metrics import HttpMetrics
 
 log = logging.getLogger("imarc.app")
 Probe = Callable[[], Awaitable[None]]
@@ -90,10 +93,6 @@ def create_app(
         if failed:
             return JSONResponse({"ready": False, "failed": failed}, status_code=503)
         return JSONResponse({"ready": True})
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Any:
-        return metrics_response()
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

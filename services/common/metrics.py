@@ -5,10 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import MutableMapping
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.contracts import service_for_path
@@ -50,14 +57,40 @@ def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _route_of(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", scope["path"]))
-    return "unmatched"
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> WSGIServer:
+    """Serve this process's metrics on a port of their own (``IMARC_METRICS_PORT``).
+
+    They are never served on the public port: only what may reach this port (Prometheus,
+    through the chart's NetworkPolicy) reads them.
+    """
+    server, _ = start_http_server(port, addr=host)
+    return server
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+
+
+def route_label(scope: Scope) -> str:
+    """The template of the route that answered (``/api/catalog/series/{uid}``), or
+    ``unmatched`` — never the requested path, which holds ids, user and collection names.
+
+    Read after routing: the router records the route it chose in the scope.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path_format", None)
+    if not isinstance(template, str):
+        return UNMATCHED
+    regex = getattr(route, "path_regex", None)
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if regex is not None and regex.fullmatch(path):
+        return template
+    # an included router's prefix is not part of the route's own template: keep the
+    # template without it rather than any part of the requested path
+    return "…" + template
 
 
 class HttpMetrics:
@@ -73,17 +106,19 @@ class HttpMetrics:
             return
         start = time.perf_counter()
         status = 500
-        route = _route_of(scope)
         service = self.service or service_for_path(scope["path"]) or "gateway"
+        method = scope["method"] if scope["method"] in METHODS else "other"
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - start)
+                HTTP_LATENCY.labels(service, route_label(scope)).observe(
+                    time.perf_counter() - start
+                )
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            HTTP_REQUESTS.labels(service, route, scope["method"], str(status)).inc()
+            HTTP_REQUESTS.labels(service, route_label(scope), method, str(status)).inc()

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     intake_max_upload_bytes: int = 8 * 1024**3
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.5
+    # Prometheus metrics are served on a port of their own, never on the public one;
+    # 0 serves none. The address defaults to IMARC_HOST.
+    metrics_port: int = 0
+    metrics_host: str = ""
     log_level: str = "INFO"
     log_json: bool = False
 

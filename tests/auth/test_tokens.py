@@ -143,7 +143,7 @@ async def test_token_outcomes_are_counted_for_operators(p: Platform) -> None:
         data={"grant_type": "password", "username": "admin", "password": "not-it-either"},
     )
     assert REGISTRY.get_sample_value("imarc_auth_token_requests_total", labels) == before + 1
-    assert "imarc_auth_token_requests_total" in (await p.client.get("/metrics")).text
+    assert "imarc_auth_token_requests_total" in p.metrics()
 
 
 # -- forged and misused tokens ---------------------------------------------------------

@@ -105,7 +105,7 @@ async def test_instances_are_pseudonymised_re_uided_and_written_to_curation(
         assert redone[1].object.key == redone[0].object.key
         assert redone[1].patient_id == f"{C}-0001"
 
-        metrics = (await d.client.get("/metrics")).text
+        metrics = d.p.metrics()
         assert f'imarc_instances_deidentified_total{{collection="{C}"}}' in metrics
 
 

@@ -332,7 +332,7 @@ def test_every_deployment_has_probes(rendered, values: str) -> None:
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", where
             assert c["startupProbe"]["httpGet"]["path"] == "/healthz", where
             ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-            assert ports == {"http": 8080}, where
+            assert ports == {"http": 8080, "metrics": 9090}, where
             assert env_of(c)["IMARC_PORT"]["value"] == "8080", where
 
 
@@ -807,7 +807,44 @@ def test_service_monitor_scrapes_every_service(rendered) -> None:
         if selects(monitor["spec"]["selector"], s["metadata"]["labels"])
     }
     assert scraped == {f"imarc-{s}" for s in SERVICES}
-    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [
+        ("metrics", "/metrics")
+    ]
+    for service in of_kind(docs, "Service"):
+        if selects(monitor["spec"]["selector"], service["metadata"]["labels"]):
+            ports = {p["name"]: p for p in service["spec"]["ports"]}
+            assert ports["metrics"]["targetPort"] == "metrics", service["metadata"]["name"]
+
+
+@pytest.mark.parametrize("values", CI_IDS)
+def test_metrics_are_served_on_their_own_port_that_only_prometheus_reaches(
+    rendered, values: str
+) -> None:
+    docs = rendered[values]
+    for w in of_kind(docs, "Deployment"):
+        [c] = [
+            c for c in containers(w["spec"]["template"]["spec"]) if "IMARC_SITE_ROLE" in env_of(c)
+        ]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        assert ports["metrics"] == int(env_of(c)["IMARC_METRICS_PORT"]["value"]) != ports["http"]
+    given = yaml.safe_load((CHART / "ci" / values).read_text())
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    scrapers = given.get("networkPolicy", {}).get(
+        "metricsFrom", defaults["networkPolicy"]["metricsFrom"]
+    )
+    for policy in of_kind(docs, "NetworkPolicy"):
+        for rule in policy["spec"].get("ingress", []):
+            names = {port["port"] for port in rule.get("ports", [])}
+            if "metrics" in names:
+                assert names == {"metrics"} and rule["from"] == scrapers, policy["metadata"]
+    # clients reach the gateway's http port only
+    for route in of_kind(docs, "HTTPRoute"):
+        for r in route["spec"]["rules"]:
+            assert all(b["port"] == 8080 for b in r["backendRefs"])
+    for ingress in of_kind(docs, "Ingress"):
+        for r in ingress["spec"]["rules"]:
+            for p in r["http"]["paths"]:
+                assert p["backend"]["service"]["port"] == {"name": "http"}
 
 
 def test_alerts_use_the_application_metrics(rendered) -> None:

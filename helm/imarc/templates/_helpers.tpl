@@ -91,6 +91,9 @@ imagePullSecrets:
 {{/* The port every imarc process listens on inside its container (IMARC_PORT). */}}
 {{- define "imarc.port" -}}8080{{- end -}}
 
+{{/* Port of every imarc process's Prometheus metrics: never the public one. */}}
+{{- define "imarc.metricsPort" -}}9090{{- end -}}
+
 {{/* Internal URL of one service: http://<fullname>-<service>:8080 */}}
 {{- define "imarc.serviceUrl" -}}
 {{- printf "http://%s:%s" (include "imarc.componentName" .) (include "imarc.port" (index . 0)) -}}
@@ -148,6 +151,8 @@ Secret holds the whole URL).
   value: {{ include "imarc.port" $root | quote }}
 - name: IMARC_HOST
   value: "0.0.0.0"
+- name: IMARC_METRICS_PORT
+  value: {{ include "imarc.metricsPort" $root | quote }}
 - name: IMARC_DATA_DIR
   value: /tmp/imarc
 - name: IMARC_SITE_NAME
