@@ -26,7 +26,7 @@ from services.common.messaging import Messaging
 from services.common.security import StaticKeys, TokenVerifier
 from services.common.service import ServiceContext
 from services.common.store import FilesystemStore
-from tests.harness import test_jwks, test_settings
+from tests.harness import static_jwks, test_settings
 
 
 @dataclass
@@ -67,7 +67,7 @@ async def in_memory(tmp_path: Path, services: Sequence[str]) -> AsyncIterator[In
     store = FilesystemStore(tmp_path / "objects", fsync=False)
     await store.ensure_zones()
     verifier = TokenVerifier(
-        StaticKeys(test_jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        StaticKeys(static_jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
     app = create_app("imarc (in memory)")
     app.state.verifier = verifier
