@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 #: Tesseract's word confidence (0–100) below which a word is ignored. It measures how sure
 #: the *reading* is, not whether text is there: on the clean glyph mask even a word read
@@ -49,19 +50,35 @@ def available() -> bool:
 
 
 #: Burned-in annotations are drawn at (or near) the brightest value of the frame.
-MIN_GLYPH_VALUE = 192
+MIN_GLYPH_VALUE = 150
 #: Boxes smaller than this (pixels, either side) are noise, not glyphs a reader could read.
 MIN_BOX_SIDE = 5
 
 
+#: A bright structure taller or wider than this is anatomy or hardware, not a glyph.
+MAX_GLYPH_SIDE = 96
+
+
 def glyph_mask(gray: np.ndarray) -> np.ndarray:
-    """The frame's brightest pixels as dark glyphs on white, the form Tesseract reads best;
-    anatomy and noise fall below the threshold and vanish."""
+    """The frame's brightest pixels as dark glyphs on white, the form Tesseract reads best.
+
+    Anatomy and noise fall below the threshold; bright structures bigger than any glyph (a
+    bone ring, a wire, a collimator edge) are removed too, because page-layout analysis
+    gives up on text that stands inside them."""
     if not gray.size:
         return np.full_like(gray, 255)
     # text a little darker than the brightest structure (bone, metal) must stay in
-    threshold = max(0.85 * float(np.percentile(gray, 99.5)), MIN_GLYPH_VALUE)
-    return np.where(gray >= threshold, 0, 255).astype(np.uint8)
+    threshold = max(0.75 * float(np.percentile(gray, 99.5)), MIN_GLYPH_VALUE)
+    bright = gray >= threshold
+    labels, count = ndimage.label(bright, structure=np.ones((3, 3), dtype=bool))
+    if count:
+        for i, where in enumerate(ndimage.find_objects(labels), start=1):
+            if where is None:
+                continue
+            rows, cols = where
+            if rows.stop - rows.start > MAX_GLYPH_SIDE or cols.stop - cols.start > MAX_GLYPH_SIDE:
+                bright[where][labels[where] == i] = False
+    return np.where(bright, 0, 255).astype(np.uint8)
 
 
 def _plausible(text: str) -> bool:
