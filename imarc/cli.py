@@ -34,6 +34,8 @@ app.add_typer(qc_app, name="qc")
 app.add_typer(deid_app, name="deid")
 deid_app.add_typer(profile_app, name="profile")
 out = Console(soft_wrap=True)
+#: How often `submit` and `qc publish` send a request the gateway could not pass on.
+ATTEMPTS = 6
 
 try:  # user, licence and grant administration, when the auth commands are installed
     from imarc.cli_auth import grants_app, licences_app, users_app
@@ -220,7 +222,7 @@ def submit(
 
     def send(batch: list[tuple[Path, str]]) -> tuple[dict[str, Any], int]:
         parts = [("file", (name, path.read_bytes(), "application/dicom")) for path, name in batch]
-        resp = api.post(url, params=params, files=parts)
+        resp = api.request("POST", url, params=params, files=parts, attempts=ATTEMPTS)
         return resp.json(), sum(p.stat().st_size for p, _ in batch)
 
     with (
@@ -281,7 +283,12 @@ def qc_publish(
     """Approve and publish series into the public catalog."""
     r = (
         api_client(ctx)
-        .post(f"/api/qc/collections/{collection}/publish", json={"series": series or []})
+        .request(
+            "POST",
+            f"/api/qc/collections/{collection}/publish",
+            json={"series": series or []},
+            attempts=ATTEMPTS,
+        )
         .json()
     )
     published = r.get("published", [])

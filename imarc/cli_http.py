@@ -15,6 +15,14 @@ from typing import Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 err = Console(stderr=True)
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -90,6 +98,40 @@ def describe(resp: httpx.Response) -> str:
     return f"the server answered {resp.status_code} {resp.reason_phrase}"
 
 
+#: Answers of a gateway whose upstream failed or was unreachable: worth another try.
+RETRYABLE = frozenset({502, 503, 504})
+
+
+def _wait(state: RetryCallState) -> float:
+    """The server's ``Retry-After`` when it gave one (capped), else exponential backoff."""
+    outcome = state.outcome
+    if outcome is not None and not outcome.failed:
+        given = outcome.result().headers.get("retry-after", "")
+        if given.isdigit():
+            return min(float(given), 30.0)
+    return float(wait_exponential(multiplier=0.5, max=8)(state))
+
+
+def _retrying(attempts: int) -> Retrying:
+    return Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=_wait,
+        retry=retry_if_result(lambda r: r.status_code in RETRYABLE)
+        | retry_if_exception_type(httpx.TransportError),
+        before_sleep=lambda state: err.print(
+            f"imarc did not answer (attempt {state.attempt_number} of {attempts}); retrying",
+            highlight=False,
+        ),
+        retry_error_callback=_last_outcome,
+    )
+
+
+def _last_outcome(state: RetryCallState) -> httpx.Response:
+    """After the last attempt, its answer (or its exception) as if not retried."""
+    assert state.outcome is not None
+    return state.outcome.result()
+
+
 class Api(httpx.Client):
     """An httpx.Client whose failures end the command with one clear sentence."""
 
@@ -99,15 +141,29 @@ class Api(httpx.Client):
         self.url = url.rstrip("/")
 
     def request(
-        self, method: str, url: Any, *, check: bool = True, **kwargs: Any
+        self, method: str, url: Any, *, check: bool = True, attempts: int = 1, **kwargs: Any
     ) -> httpx.Response:
-        """Send a request; with ``check`` (the default) a failure ends the command."""
+        """Send a request; with ``check`` (the default) a failure ends the command.
+
+        With ``attempts`` > 1 a request the gateway could not pass on (502, 503, 504) or a
+        connection that broke is sent again, up to that many times in all: for commands
+        whose requests may safely be repeated (an upload replaces the same objects, a
+        publish of what is published publishes nothing more).
+        """
+        send = super().request
         try:
-            resp = super().request(method, url, **kwargs)
+            if attempts > 1:
+                resp = _retrying(attempts)(send, method, url, **kwargs)
+            else:
+                resp = send(method, url, **kwargs)
         except httpx.ConnectError:
             fail(f"cannot reach imarc at {self.url}: is it running? (start it with `make run`)")
         except httpx.TimeoutException:
             fail(f"imarc at {self.url} did not answer in time; try again")
+        except httpx.TransportError as e:
+            fail(
+                f"the connection to imarc at {self.url} broke ({e or type(e).__name__}); try again"
+            )
         if not check:
             return resp
         if resp.status_code == 401:

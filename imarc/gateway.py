@@ -3,24 +3,30 @@
 The routes are the ones the Helm chart exposes:
 ``/nbia-api/services/v4|v1/...`` (search → catalog, image downloads → download),
 ``/nbia-api/oauth/token`` and ``/nbia-api/logout`` → auth, ``/api/<service>/...`` → that service.
-Bodies stream through in both directions; nothing is buffered or re-encoded.
+Bodies stream through in both directions; nothing is buffered or re-encoded. An upstream
+that cannot be reached answers 503, one that fails before answering 502, both with
+``Retry-After``; one that dies mid-answer cuts the client's connection.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
 from services.common.app import create_app
 from services.common.contracts import service_for_path
 from services.common.settings import SERVICES, Settings
 
+log = logging.getLogger("imarc.gateway")
+#: Seconds a client should wait before retrying a request an upstream failed.
+RETRY_AFTER = 2
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -33,6 +39,10 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+
+
+class UpstreamCut(Exception):
+    """An upstream died after its status was sent: the response is aborted."""
 
 
 def gateway_app(settings: Settings) -> FastAPI:
@@ -86,16 +96,40 @@ def gateway_app(settings: Settings) -> FastAPI:
         )
         try:
             resp = await client["http"].send(upstream, stream=True)
-        except httpx.ConnectError:
-            return PlainTextResponse(
-                f"the {service} service is not reachable; try again shortly", status_code=503
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout):
+            return unavailable(503, f"the {service} service is not reachable; try again shortly")
+        except httpx.TransportError as e:
+            log.warning("%s failed before answering %s: %r", service, request.method, e)
+            return unavailable(
+                502,
+                f"the {service} service failed before answering (it may have restarted); "
+                "try again shortly",
             )
         out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
         return StreamingResponse(
-            resp.aiter_raw(),
+            relay(resp, service),
             status_code=resp.status_code,
             headers=out_headers,
             background=BackgroundTask(resp.aclose),
         )
 
     return app
+
+
+def unavailable(status: int, message: str) -> JSONResponse:
+    """An upstream failure the client may retry: 502 or 503 with ``Retry-After``."""
+    return JSONResponse(
+        {"detail": message}, status_code=status, headers={"Retry-After": str(RETRY_AFTER)}
+    )
+
+
+async def relay(resp: httpx.Response, service: str) -> AsyncIterator[bytes]:
+    """The upstream body as it comes. If the upstream dies once the status was sent, the
+    client's connection is cut rather than the body ended cleanly, so a truncated download
+    never looks complete."""
+    try:
+        async for chunk in resp.aiter_raw():
+            yield chunk
+    except httpx.TransportError as e:
+        log.warning("%s failed in the middle of its answer; cutting the response: %r", service, e)
+        raise UpstreamCut(f"{service} failed in the middle of its answer") from None

@@ -8,9 +8,11 @@ when the auth service is not part of the run.
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 import httpx
 import jwt
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from prometheus_client import generate_latest
@@ -80,7 +83,7 @@ def admin_headers() -> dict[str, str]:
     return auth_header(mint("admin", roles=["admin"]))
 
 
-def test_settings(data_dir: Path, **overrides: Any) -> Settings:
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     base: dict[str, Any] = dict(
         data_dir=data_dir,
         secret=SecretStr("test-secret-0123456789abcdef"),
@@ -117,17 +120,24 @@ class Platform:
         return generate_latest().decode()
 
 
-@asynccontextmanager
-async def platform(
-    data_dir: Path, services: Sequence[str] = SERVICES, **overrides: Any
-) -> AsyncIterator[Platform]:
-    settings = test_settings(data_dir, **overrides)
+def runtime_app(settings: Settings, services: Sequence[str]) -> tuple[Runtime, Any]:
+    """A Runtime of ``services`` and its app (not started). Without the auth service, tokens
+    come from :func:`mint`."""
     runtime = Runtime(settings, services)
     if "auth" not in services:
         runtime.verifier.keys = StaticKeys(static_jwks)
     app = runtime.app()
     if "auth" not in services:
-        app.state.is_revoked = None  # no auth service to follow: tokens come from mint()
+        app.state.is_revoked = None  # no auth service to follow
+    return runtime, app
+
+
+@asynccontextmanager
+async def platform(
+    data_dir: Path, services: Sequence[str] = SERVICES, **overrides: Any
+) -> AsyncIterator[Platform]:
+    settings = make_settings(data_dir, **overrides)
+    runtime, app = runtime_app(settings, services)
     await runtime.start()
     try:
         transport = httpx.ASGITransport(app=app)
@@ -135,3 +145,26 @@ async def platform(
             yield Platform(runtime, client, settings)
     finally:
         await runtime.stop()
+
+
+@contextmanager
+def serving(app: Any, port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app on a loopback port (``port``, or a free one) in a thread of its own,
+    with its lifespan, for tests that need a real socket; yields its base URL."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(30)
+        sock.close()

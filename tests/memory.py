@@ -26,7 +26,7 @@ from services.common.messaging import Messaging
 from services.common.security import StaticKeys, TokenVerifier
 from services.common.service import ServiceContext
 from services.common.store import FilesystemStore
-from tests.harness import static_jwks, test_settings
+from tests.harness import make_settings, static_jwks
 
 
 @dataclass
@@ -62,7 +62,7 @@ async def relay_all(contexts: Iterable[ServiceContext]) -> None:
 
 @asynccontextmanager
 async def in_memory(tmp_path: Path, services: Sequence[str]) -> AsyncIterator[InMemory]:
-    settings = test_settings(tmp_path)
+    settings = make_settings(tmp_path)
     bus = InMemoryBus(max_attempts=settings.bus_max_attempts)
     store = FilesystemStore(tmp_path / "objects", fsync=False)
     await store.ensure_zones()

@@ -22,7 +22,7 @@ from tests.auth.conftest import ADMIN
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The auth service on a loopback port, in a thread of its own."""
-    runtime = Runtime(harness.test_settings(tmp_path_factory.mktemp("cli")), ["auth"])
+    runtime = Runtime(harness.make_settings(tmp_path_factory.mktemp("cli")), ["auth"])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -4,15 +4,10 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from imarc.cli import app as cli
@@ -32,27 +27,6 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@contextmanager
-def serve_auth(settings: Settings) -> Iterator[str]:
-    runtime = Runtime(settings, ["auth"])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(runtime.app(), log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "auth did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(15)
-        sock.close()
-
-
 @pytest.fixture
 def stack_url(checkout: Path) -> Iterator[str]:
     """What `make up` leaves: credentials and the serving URL in var/stack/, and a platform
@@ -60,12 +34,12 @@ def stack_url(checkout: Path) -> Iterator[str]:
     `imarc up` left other credentials in var/."""
     prepare_embedded(Settings(data_dir=Path("var")))
     stack = prepare_embedded(Settings(data_dir=Path("var/stack")))
-    settings = harness.test_settings(
+    settings = harness.make_settings(
         checkout / "auth-data",
         admin_username=stack.admin_username,
         admin_password=stack.admin_password,
     )
-    with serve_auth(settings) as url:
+    with harness.serving(Runtime(settings, ["auth"]).app()) as url:
         record_serving(Path("var/stack"), url)
         yield url
 

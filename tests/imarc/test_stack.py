@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 def run_auth(data_dir: Path, database_url: str, secret: str) -> None:
     """Start and stop the auth service of a deployment whose secret is ``secret``."""
-    settings = harness.test_settings(data_dir, database_url=database_url, secret=SecretStr(secret))
+    settings = harness.make_settings(data_dir, database_url=database_url, secret=SecretStr(secret))
 
     async def once() -> None:
         runtime = Runtime(settings, ["auth"])

@@ -30,7 +30,7 @@ from tests.intake.helpers import (
 )
 
 URL = SUBMIT.format("Demo-CT")
-SECRET = b"test-secret-0123456789abcdef"  # tests/harness.py test_settings
+SECRET = b"test-secret-0123456789abcdef"  # tests/harness.py make_settings
 
 
 def dicom(headers: dict[str, str]) -> dict[str, str]:
