@@ -2,7 +2,10 @@
 
 ``S3Store`` talks to any S3 endpoint through the ``minio`` client; ``FilesystemStore``
 keeps the same contract on a local directory for embedded mode. Both record each
-object's size and SHA-256 when it is written, so every later reader can verify it.
+object's size, SHA-256 and CRC-32 when it is written, so every later reader can verify
+it, and a zip of published objects can be laid out before any of them is read (a zip
+entry's header carries its CRC-32). Objects written before CRC-32 was recorded have
+``crc32 = None``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +40,7 @@ class StoredObject:
     key: str
     size: int
     sha256: str
+    crc32: int | None = None
 
 
 class ObjectStore(Protocol):
@@ -49,7 +54,7 @@ class ObjectStore(Protocol):
     ) -> StoredObject: ...
     async def delete(self, zone: Zone, key: str) -> None: ...
     async def ping(self) -> None: ...
-    def open_sync(self, zone: Zone, key: str) -> Any: ...
+    def open_sync(self, zone: Zone, key: str, offset: int = 0) -> Any: ...
     def get_sync(self, zone: Zone, key: str) -> bytes: ...
     def put_sync(self, zone: Zone, key: str, data: bytes) -> StoredObject: ...
 
@@ -61,16 +66,33 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _write_meta(path: Path, size: int, sha256: str) -> None:
+def _record(zone: Zone, key: str, data: bytes) -> StoredObject:
+    """What is recorded of an object when it is written."""
+    return StoredObject(zone, key, len(data), hashlib.sha256(data).hexdigest(), zlib.crc32(data))
+
+
+def _write_meta(path: Path, obj: StoredObject) -> None:
     """Write ``<object>.meta`` atomically: readers never see a half-written record."""
     meta = path.with_name(path.name + ".meta")
     tmp = meta.with_name(f".tmp-{uuid.uuid4().hex}-{meta.name}")
-    tmp.write_text(json.dumps({"size": size, "sha256": sha256}))
+    record: dict[str, Any] = {"size": obj.size, "sha256": obj.sha256}
+    if obj.crc32 is not None:
+        record["crc32"] = obj.crc32
+    tmp.write_text(json.dumps(record))
     os.replace(tmp, meta)
 
 
+def _read_meta(zone: Zone, key: str, text: str) -> StoredObject:
+    d = json.loads(text)
+    crc = d.get("crc32")
+    return StoredObject(
+        zone, key, int(d["size"]), str(d["sha256"]), None if crc is None else int(crc)
+    )
+
+
 class FilesystemStore:
-    """Objects as files under ``root/<zone>/<key>``; ``<key>.meta`` holds size and SHA-256."""
+    """Objects as files under ``root/<zone>/<key>``; ``<key>.meta`` holds size, SHA-256
+    and CRC-32."""
 
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.root = root
@@ -92,7 +114,7 @@ class FilesystemStore:
     def _write(self, zone: Zone, key: str, data: bytes) -> StoredObject:
         path = self._path(zone, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        obj = StoredObject(zone, key, len(data), hashlib.sha256(data).hexdigest())
+        obj = _record(zone, key, data)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -104,7 +126,7 @@ class FilesystemStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        _write_meta(path, obj.size, obj.sha256)
+        _write_meta(path, obj)
         return obj
 
     def put_sync(self, zone: Zone, key: str, data: bytes) -> StoredObject:
@@ -124,11 +146,15 @@ class FilesystemStore:
     async def get(self, zone: Zone, key: str) -> bytes:
         return await asyncio.to_thread(self.get_sync, zone, key)
 
-    def open_sync(self, zone: Zone, key: str) -> Any:
+    def open_sync(self, zone: Zone, key: str, offset: int = 0) -> Any:
+        """A blocking reader of the object's bytes from ``offset`` on."""
         try:
-            return open(self._path(zone, key), "rb")
+            f = open(self._path(zone, key), "rb")  # noqa: SIM115 - the caller closes it
         except FileNotFoundError as e:
             raise ObjectNotFound(f"{zone}/{key}") from e
+        if offset:
+            f.seek(offset)
+        return f
 
     async def iter_chunks(self, zone: Zone, key: str, chunk: int = CHUNK) -> AsyncIterator[bytes]:
         f = await asyncio.to_thread(self.open_sync, zone, key)
@@ -145,10 +171,10 @@ class FilesystemStore:
         meta = self._path(zone, key)
         meta = meta.with_name(meta.name + ".meta")
         try:
-            d = json.loads(await asyncio.to_thread(meta.read_text))
+            text = await asyncio.to_thread(meta.read_text)
         except FileNotFoundError as e:
             raise ObjectNotFound(f"{zone}/{key}") from e
-        return StoredObject(zone, key, int(d["size"]), str(d["sha256"]))
+        return _read_meta(zone, key, text)
 
     def _copy(self, src: Zone, key: str, dst: Zone, dst_key: str) -> StoredObject:
         sp, dp = self._path(src, key), self._path(dst, dst_key)
@@ -161,9 +187,9 @@ class FilesystemStore:
         except OSError:
             shutil.copyfile(sp, tmp)
         os.replace(tmp, dp)
-        d = json.loads(sp.with_name(sp.name + ".meta").read_text())
-        _write_meta(dp, int(d["size"]), str(d["sha256"]))
-        return StoredObject(dst, dst_key, int(d["size"]), str(d["sha256"]))
+        obj = _read_meta(dst, dst_key, sp.with_name(sp.name + ".meta").read_text())
+        _write_meta(dp, obj)
+        return obj
 
     async def copy(
         self, src: Zone, key: str, dst: Zone, dst_key: str | None = None
@@ -180,6 +206,7 @@ class S3Store:
     """An S3 endpoint through the ``minio`` client (blocking calls run in threads)."""
 
     SHA_META = "x-amz-meta-sha256"
+    CRC_META = "x-amz-meta-crc32"
 
     def __init__(
         self,
@@ -231,14 +258,14 @@ class S3Store:
         await asyncio.to_thread(self.client.bucket_exists, self.bucket("public"))
 
     def _put(self, zone: Zone, key: str, data: bytes) -> StoredObject:
-        obj = StoredObject(zone, _check_key(key), len(data), hashlib.sha256(data).hexdigest())
+        obj = _record(zone, _check_key(key), data)
         self.client.put_object(
             self.bucket(zone),
             key,
             io.BytesIO(data),
             len(data),
             content_type="application/dicom",
-            metadata={"sha256": obj.sha256},
+            metadata={"sha256": obj.sha256, "crc32": str(obj.crc32)},
         )
         return obj
 
@@ -271,14 +298,17 @@ class S3Store:
     async def get(self, zone: Zone, key: str) -> bytes:
         return await asyncio.to_thread(self._get, zone, key)
 
-    def open_sync(self, zone: Zone, key: str) -> Any:
+    def open_sync(self, zone: Zone, key: str, offset: int = 0) -> Any:
+        """A blocking reader (an urllib3 response) of the object's bytes from ``offset`` on."""
         from minio.error import S3Error
 
         try:
-            return self.client.get_object(self.bucket(zone), key)
+            return self.client.get_object(self.bucket(zone), key, offset=offset)
         except S3Error as e:
             if e.code in ("NoSuchKey", "NoSuchBucket"):
                 raise ObjectNotFound(f"{zone}/{key}") from e
+            if e.code == "InvalidRange" and offset:
+                return io.BytesIO(b"")  # from the end of the object on: nothing to read
             raise
 
     async def iter_chunks(self, zone: Zone, key: str, chunk: int = CHUNK) -> AsyncIterator[bytes]:
@@ -304,7 +334,14 @@ class S3Store:
                 raise ObjectNotFound(f"{zone}/{key}") from e
             raise
         meta = {k.lower(): v for k, v in (st.metadata or {}).items()}
-        return StoredObject(zone, key, int(st.size or 0), str(meta.get(self.SHA_META, "")))
+        crc = meta.get(self.CRC_META)
+        return StoredObject(
+            zone,
+            key,
+            int(st.size or 0),
+            str(meta.get(self.SHA_META, "")),
+            int(crc) if crc is not None else None,
+        )
 
     async def stat(self, zone: Zone, key: str) -> StoredObject:
         return await asyncio.to_thread(self._stat, zone, key)
