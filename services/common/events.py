@@ -80,6 +80,10 @@ class CollectionUpdated(Payload):
     description: str = ""
     doi: str = ""
     require_id_map: bool = False
+    #: how to cite the collection (downloads carry it in CITATION, with the DOI)
+    citation: str = ""
+    #: the data usage policy every copy must pass on (a URL)
+    data_usage_policy: str = ""
 
 
 class InstanceReceived(Payload):
@@ -127,6 +131,8 @@ class PublishedInstance(BaseModel):
     size: int
     sha256: str
     header: dict[str, Any] = Field(default_factory=dict)
+    #: CRC-32 recorded when the object was written (None for objects older than that)
+    crc32: int | None = None
 
 
 class SeriesPublished(Payload):

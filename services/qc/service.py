@@ -190,6 +190,7 @@ async def _copy_series(qc: Qc, uid: str) -> list[_Copied]:
             size=record.size,
             sha256=record.sha256,
             header=r.header or {},
+            crc32=copied.crc32,
         )
         return _Copied(r.instance_id, record, published)
 

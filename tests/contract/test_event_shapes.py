@@ -48,6 +48,8 @@ _COLLECTION = CollectionUpdated(
     description="CT of the chest, de-identified to PS3.15 Annex E",
     doi="10.7937/demo-ct",
     require_id_map=True,
+    citation="Demo Consortium (2026). Demo-CT: chest CT for testing [Data set]. imarc.",
+    data_usage_policy="https://archive.example.org/data-usage-policy",
 )
 _HEADER = {
     "00080060": {"vr": "CS", "Value": ["CT"]},
@@ -110,6 +112,7 @@ EXAMPLES: dict[str, Payload] = {
                 size=38912,
                 sha256=_SHA,
                 header=_HEADER,
+                crc32=3735928559,
             )
         ],
     ),

@@ -49,6 +49,8 @@ async def test_manager_registers_a_collection_and_it_is_announced(intake: Platfo
         "description": "MR of the lung",
         "doi": "10.7937/abc",
         "require_id_map": True,
+        "citation": "",
+        "data_usage_policy": "",
     }
     assert announced[0].source == "/site-a/intake"
 
