@@ -78,6 +78,7 @@ def generate(n: int, objects: Path) -> list[dict[str, object]]:
                     "key": key,
                     "size": obj.size,
                     "sha256": obj.sha256,
+                    "crc32": obj.crc32,
                     "header": {
                         "00200013": {"vr": "IS", "Value": [i + 1]},
                         "00200012": {"vr": "IS", "Value": [1]},

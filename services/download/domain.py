@@ -30,6 +30,8 @@ class Image:
     sha256: str
     instance_number: int | None = None
     acquisition_number: int | None = None
+    #: recorded when the object was written; None for objects older than that
+    crc32: int | None = None
 
 
 def access_denied(series_uid: str) -> str:

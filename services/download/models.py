@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import UTCDateTime
@@ -31,6 +32,8 @@ class Collection(Base):
     licence_id: Mapped[str] = mapped_column(String(64), default="")
     licence_name: Mapped[str] = mapped_column(Text, default="")
     licence_url: Mapped[str] = mapped_column(Text, default="")
+    #: the whole announced record (citation, DOI, data usage policy for the downloads)
+    record: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -60,6 +63,8 @@ class Instance(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     acquisition_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: CRC-32 recorded when the object was written; with it a zip entry's header is known
+    crc32: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class DownloadRecord(Base):

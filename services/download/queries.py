@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -10,6 +11,8 @@ from services.common.db import Database
 from services.common.security import Principal
 from services.download.domain import Image, nbia_order
 from services.download.models import Collection, DownloadRecord, Instance, Series
+
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class Readable:
     licence_name: str
     licence_url: str
     images: list[Image]
+    released_at: datetime
 
 
 async def readable_series(
@@ -48,11 +52,24 @@ async def readable_series(
     if not instances:
         return None
     images = nbia_order(
-        Image(i.sop_instance_uid, i.key, i.size, i.sha256, i.instance_number, i.acquisition_number)
+        Image(
+            i.sop_instance_uid,
+            i.key,
+            i.size,
+            i.sha256,
+            i.instance_number,
+            i.acquisition_number,
+            i.crc32,
+        )
         for i in instances
     )
     return Readable(
-        series.series_instance_uid, coll.name, coll.licence_name, coll.licence_url, images
+        series.series_instance_uid,
+        coll.name,
+        coll.licence_name,
+        coll.licence_url,
+        images,
+        series.released_at or NEVER,
     )
 
 

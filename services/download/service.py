@@ -3,8 +3,9 @@ sending a download (streamed, then logged and counted)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,16 +19,16 @@ from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
 from services.common.persistence import insert_ignore, table_of
 from services.common.projection import record_values
 from services.common.security import Principal
-from services.download.domain import ACQUISITION_NUMBER, INSTANCE_NUMBER
+from services.download.domain import ACQUISITION_NUMBER, INSTANCE_NUMBER, LICENSE_ENTRY, Image
 from services.download.models import Collection, DownloadRecord, Instance, Series
-from services.download.queries import Readable
+from services.download.queries import NEVER, Readable
 from services.download.streaming import Progress, in_thread
+from services.download.ziplayout import Entry, Layout, etag
 
 if TYPE_CHECKING:
     from services.download.bootstrap import Download
 
 log = logging.getLogger("imarc.download")
-NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # -- the index of published series -------------------------------------------------------
@@ -68,6 +69,7 @@ async def series_published(uow: UnitOfWork, p: SeriesPublished) -> None:
             sha256=i.sha256,
             instance_number=int_at(i.header, INSTANCE_NUMBER),
             acquisition_number=int_at(i.header, ACQUISITION_NUMBER),
+            crc32=i.crc32,
         )
         for i in {i.sop_instance_uid: i for i in p.instances}.values()
     )
@@ -90,6 +92,34 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
 # -- sending -----------------------------------------------------------------------------
 
 
+def _sha256_of(e: Entry[Image]) -> str:
+    if e.source is not None:
+        return e.source.sha256
+    return hashlib.sha256(e.data or b"").hexdigest()
+
+
+def series_layout(
+    series: Readable, names: Sequence[str], licence: str | None
+) -> tuple[Layout[Image], str]:
+    """The byte layout of a series zip whose images all have a recorded CRC-32, and the
+    entity tag that names its contents."""
+    entries: list[Entry[Image]] = []
+    if licence is not None:
+        entries.append(Entry.literal(LICENSE_ENTRY, licence.encode()))
+    for image, name in zip(series.images, names, strict=True):
+        assert image.crc32 is not None
+        entries.append(Entry(name, image.size, image.crc32, source=image))
+    layout = Layout(entries, series.released_at)
+    tag = etag(
+        [
+            series.series_instance_uid,
+            series.released_at.isoformat(),
+            *(f"{e.name}:{e.size}:{e.crc32}:{_sha256_of(e)}" for e in entries),
+        ]
+    )
+    return layout, tag
+
+
 def send(
     download: Download,
     source: Iterator[bytes],
@@ -97,11 +127,13 @@ def send(
     series: Readable,
     progress: Progress,
     *,
+    length: int,
     kind: str,
     sop_instance_uid: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The response body of a download: ``source`` read in a worker thread, then the
-    download logged as complete — or as partial if the stream ends early."""
+    """The response body of a download (``length`` bytes): ``source`` read in a worker
+    thread, then the download logged as complete — or as partial if the stream ends
+    early. A client that closes once it has every byte has had a complete download."""
 
     def record(complete: bool) -> Coroutine[Any, Any, None]:
         return record_download(
@@ -115,18 +147,22 @@ def send(
         )
 
     async def body() -> AsyncIterator[bytes]:
+        sent = 0
         try:
             async with aclosing(in_thread(source)) as blocks:
                 async for block in blocks:
                     yield block
+                    sent += len(block)  # asked for more: this one has been sent
         except BaseException:
-            log.warning(
-                "download of series %s by %s ended early after %d bytes",
-                series.series_instance_uid,
-                principal.subject,
-                progress.dicom_bytes,
-            )
-            download.spawn(record(False))
+            if sent < length:
+                log.warning(
+                    "download of series %s by %s ended early after %d of %d bytes",
+                    series.series_instance_uid,
+                    principal.subject,
+                    sent,
+                    length,
+                )
+            download.spawn(record(sent >= length))
             raise
         await record(True)
 

@@ -20,6 +20,7 @@ from zipstream import ZIP_STORED, ZipStream
 
 from services.common.store import CHUNK, ObjectStore
 from services.download.domain import LICENSE_ENTRY, MD5_ENTRY, Image, md5_csv
+from services.download.ziplayout import Layout
 
 log = logging.getLogger("imarc.download")
 MD5_HEX = 32
@@ -82,6 +83,48 @@ def verified_chunks(
         raise IntegrityError(f"public/{image.key} does not match its published record")
     if md5 is not None and md5_name is not None:
         progress.md5s.append((md5_name, md5.hexdigest()))
+
+
+def object_span(
+    store: ObjectStore,
+    image: Image,
+    offset: int,
+    length: int,
+    progress: Progress,
+    *,
+    chunk: int = CHUNK,
+) -> Iterator[bytes]:
+    """``length`` bytes of a public object from ``offset`` on. A part of an object
+    cannot be checked against its SHA-256: the client checks the file it assembles."""
+    handle = store.open_sync("public", image.key, offset)
+    try:
+        left = length
+        while left > 0:
+            block = handle.read(min(chunk, left))
+            if not block:
+                log.error("public/%s is shorter than its published record", image.key)
+                raise IntegrityError(f"public/{image.key} does not match its published record")
+            left -= len(block)
+            progress.dicom_bytes += len(block)
+            yield block
+    finally:
+        _close(handle)
+
+
+def zip_bytes(
+    store: ObjectStore, layout: Layout[Image], progress: Progress, start: int = 0, end: int = -1
+) -> Iterator[bytes]:
+    """Bytes ``start`` to ``end`` (exclusive; -1 for the end) of a laid-out zip. Objects
+    sent whole are verified as in :func:`verified_chunks`."""
+    for piece, lo, n in layout.slices(start, layout.size if end < 0 else end):
+        if piece.data is not None:
+            yield piece.data[lo : lo + n]
+        elif piece.source is None:
+            raise ValueError("a zip piece has neither data nor a source")
+        elif lo == 0 and n == piece.length:
+            yield from verified_chunks(store, piece.source, progress)
+        else:
+            yield from object_span(store, piece.source, lo, n, progress)
 
 
 def series_zip(
@@ -156,7 +199,9 @@ async def in_thread(source: Iterator[bytes], batch: int = CHUNK) -> AsyncGenerat
     loop = asyncio.get_running_loop()
     ahead = loop.run_in_executor(None, pull)
     try:
-        while pieces := await ahead:
+        # shielded: a cancelled request must not mark a read still running in its thread
+        # as done, or the source would be closed while that thread is in it
+        while pieces := await asyncio.shield(ahead):
             ahead = loop.run_in_executor(None, pull)
             for piece in pieces:
                 yield piece

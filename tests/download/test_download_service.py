@@ -3,20 +3,29 @@ zip, getImageWithMD5Hash, getSingleImage, access rules, integrity and the downlo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import threading
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pydicom
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from services.common.dicom_json import header_json
+from services.common.events import CollectionUpdated, PublishedInstance, SeriesPublished
 from services.common.metrics import DOWNLOADS
+from services.common.security import Principal
+from services.common.store import CHUNK
 from services.download.models import DownloadRecord
-from services.download.streaming import IntegrityError
+from services.download.queries import readable_series
+from services.download.service import send
+from services.download.streaming import IntegrityError, Progress
 from tests.harness import admin_headers, auth_header, mint
 from tests.memory import InMemory, in_memory
 from tests.qc.curation import Curated, collection_event, make_series, put_curated
@@ -228,3 +237,121 @@ async def test_withdrawn_series_is_no_longer_served(fresh: Published) -> None:
     assert r.status_code == 200
     r = await pub.p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": pub.uid})
     assert (r.status_code, r.text) == (400, denied(pub.uid))
+
+
+async def test_a_series_zip_has_a_length_an_etag_and_byte_ranges(pub: Published) -> None:
+    c = pub.p.client
+    url, params = f"{V4}/getImage", {"SeriesInstanceUID": pub.uid, "NewFileNames": "Yes"}
+    whole = await c.get(url, params=params)
+    size, tag = len(whole.content), whole.headers["etag"]
+    assert (
+        whole.headers["accept-ranges"] == "bytes" and int(whole.headers["content-length"]) == size
+    )
+    again = await c.get(url, params=params)
+    assert (again.headers["etag"], again.content) == (tag, whole.content)  # byte for byte
+
+    # a download cut at some byte, resumed from there, is the whole archive
+    cut = size // 3
+    rest = await c.get(url, params=params, headers={"Range": f"bytes={cut}-", "If-Range": tag})
+    assert rest.status_code == 206
+    assert rest.headers["content-range"] == f"bytes {cut}-{size - 1}/{size}"
+    assert int(rest.headers["content-length"]) == size - cut
+    assert unzip(whole.content[:cut] + rest.content).namelist()[1:] == [
+        f"{a}-{i:02d}.dcm" for a in (1, 2) for i in range(1, 7)
+    ]
+    r = await c.get(url, params=params, headers={"Range": "bytes=-22"})  # the end record
+    assert (r.status_code, r.content) == (206, whole.content[-22:])
+    r = await c.get(url, params=params, headers={"Range": "bytes=100-4099"})
+    assert (r.status_code, r.content) == (206, whole.content[100:4100])
+
+    # a copy made from another version of the archive is not continued
+    r = await c.get(url, params=params, headers={"Range": "bytes=100-", "If-Range": '"other"'})
+    assert (r.status_code, r.content) == (200, whole.content)
+    r = await c.get(url, params=params, headers={"If-None-Match": tag})
+    assert r.status_code == 304 and r.content == b""
+    r = await c.get(url, params=params, headers={"Range": f"bytes={size}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+    # the default names make another archive, with another tag
+    other = await c.get(url, params={"SeriesInstanceUID": pub.uid})
+    assert other.headers["etag"] != tag
+
+
+async def test_a_single_image_has_its_checksum_as_etag_and_byte_ranges(pub: Published) -> None:
+    item = pub.items[3]
+    url = f"{V4}/getSingleImage"
+    params = {"SeriesInstanceUID": pub.uid, "SOPInstanceUID": item.sop}
+    whole = await pub.p.client.get(url, params=params)
+    assert whole.headers["etag"] == f'"{item.sha256}"' and whole.content == item.data
+    r = await pub.p.client.get(url, params=params, headers={"Range": "bytes=128-"})
+    assert r.status_code == 206 and r.content == item.data[128:]
+    assert r.headers["content-range"] == f"bytes 128-{len(item.data) - 1}/{len(item.data)}"
+
+
+async def test_a_zip_with_md5_hashes_is_streamed_whole(pub: Published) -> None:
+    r = await pub.p.client.get(
+        f"{V4}/getImage",
+        params={"SeriesInstanceUID": pub.uid, "IncludeMD5": "Yes"},
+        headers={"Range": "bytes=100-"},
+    )
+    assert r.status_code == 200 and r.headers["accept-ranges"] == "none"
+    assert unzip(r.content).namelist()[-1] == "md5hashes.csv"
+
+
+async def test_objects_recorded_without_crc32_are_still_served(platform: InMemory) -> None:
+    """Objects published before CRC-32 was recorded: the zip is streamed as before."""
+    items = make_series(3)
+    for c in items:
+        c.sha256 = (await platform.store.put("public", c.key, c.data)).sha256
+    event = SeriesPublished(
+        collection=collection_event().payload(CollectionUpdated),
+        patient_id="DEMO-CT-0001",
+        study_instance_uid=str(items[0].ds.StudyInstanceUID),
+        series_instance_uid=items[0].series,
+        released_at=datetime.now(UTC),
+        instances=[
+            PublishedInstance(
+                sop_instance_uid=c.sop,
+                key=c.key,
+                size=len(c.data),
+                sha256=c.sha256,
+                header=header_json(c.ds),
+            )
+            for c in items
+        ],
+    ).event("/site-a/qc", subject=items[0].series)
+    await platform.publish(event)
+    r = await platform.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": items[0].series})
+    assert r.status_code == 200 and r.headers["accept-ranges"] == "none"
+    assert [unzip(r.content).read(f"{i:08d}.dcm") for i in (1, 2, 3)] == [c.data for c in items]
+
+
+async def test_a_client_that_closes_after_the_last_byte_had_a_complete_download(
+    pub: Published,
+) -> None:
+    """The server may notice the client gone while it still looks for more to send."""
+    download = pub.p.deps["download"]
+    who = Principal.from_claims({"sub": "closer", "roles": ["user"]})
+    series = await readable_series(download.db, who, pub.uid)
+    assert series is not None
+    release = threading.Event()
+
+    def source() -> Iterator[bytes]:
+        yield b"a" * CHUNK
+        yield b"b" * CHUNK
+        release.wait(5)  # the end is found only after the client has gone
+
+    body = send(download, source(), who, series, Progress(), length=2 * CHUNK, kind="zip")
+    got = [await anext(body), await anext(body)]
+    waiting = asyncio.ensure_future(anext(body))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+    await asyncio.gather(*download.background)
+    assert b"".join(got) == b"a" * CHUNK + b"b" * CHUNK
+    async with download.db.session() as s:
+        (row,) = (
+            await s.scalars(select(DownloadRecord).where(DownloadRecord.subject == "closer"))
+        ).all()
+    assert row.complete

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
@@ -20,8 +21,16 @@ from services.download.domain import (
     new_file_names,
     unknown_parameter,
 )
-from services.download.service import send
-from services.download.streaming import Progress, hold_last, series_zip, verified_chunks
+from services.download.ranges import ByteRange, Unsatisfiable, requested_range
+from services.download.service import send, series_layout
+from services.download.streaming import (
+    Progress,
+    hold_last,
+    object_span,
+    series_zip,
+    verified_chunks,
+    zip_bytes,
+)
 
 NBIA_V4 = "/nbia-api/services/v4"
 SERIES = "SeriesInstanceUID"
@@ -45,6 +54,36 @@ def _params(request: Request, allowed: Sequence[str], required: Sequence[str]) -
         if not params.get(name, "").strip():
             raise ValueError(missing_parameter(name))
     return {k: v.strip() for k, v in params.items()}
+
+
+def _conditional(request: Request, size: int, tag: str) -> tuple[ByteRange | None, Response | None]:
+    """The range a request asks for, or the answer it gets at once (304, 416)."""
+    if request.headers.get("if-none-match", "").strip() == tag:
+        return None, Response(status_code=304, headers={"ETag": tag})
+    try:
+        rng = requested_range(
+            request.headers.get("range"),
+            size,
+            if_range=request.headers.get("if-range"),
+            etag=tag,
+        )
+    except Unsatisfiable as e:
+        return None, PlainTextResponse(
+            f"{e}; ask for a range that starts before byte {size}",
+            status_code=416,
+            headers={"Content-Range": e.content_range},
+        )
+    return rng, None
+
+
+def _partial(
+    body: AsyncIterator[bytes], rng: ByteRange | None, size: int, headers: dict[str, str], **kw: Any
+) -> StreamingResponse:
+    headers = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(size)}
+    if rng is None:
+        return StreamingResponse(body, headers=headers, **kw)
+    headers.update({"Content-Range": rng.content_range, "Content-Length": str(rng.length)})
+    return StreamingResponse(body, status_code=206, headers=headers, **kw)
 
 
 async def _zip(
@@ -75,19 +114,33 @@ async def _zip(
         if with_licence
         else None
     )
+    headers = {"Content-Disposition": f'attachment; filename="{uid}.zip"'}
     progress = Progress()
-    zs = series_zip(
-        download.store, series.images, names, progress, licence=licence, include_md5=include_md5
-    )
-    # NBIA sends no Content-Length; sending the exact one lets clients show progress,
-    # tells them when a stream was cut short, and spares the chunked-encoding copy.
-    return StreamingResponse(
-        send(download, iter(zs), principal, series, progress, kind="zip"),
+    if include_md5 or any(i.crc32 is None for i in series.images):
+        # md5hashes.csv is known only once every image has been read, and an object
+        # recorded without its CRC-32 has a header that is too: streamed, not laid out
+        zs = series_zip(
+            download.store, series.images, names, progress, licence=licence, include_md5=include_md5
+        )
+        # NBIA sends no Content-Length; sending the exact one lets clients show progress,
+        # tells them when a stream was cut short, and spares the chunked-encoding copy.
+        return StreamingResponse(
+            send(download, iter(zs), principal, series, progress, length=len(zs), kind="zip"),
+            media_type="application/octet-stream",
+            headers={**headers, "Content-Length": str(len(zs)), "Accept-Ranges": "none"},
+        )
+    layout, tag = series_layout(series, names, licence)
+    rng, answer = _conditional(request, layout.size, tag)
+    if answer is not None:
+        return answer
+    start, end = (0, layout.size) if rng is None else (rng.start, rng.end)
+    chunks = zip_bytes(download.store, layout, progress, start, end)
+    return _partial(
+        send(download, chunks, principal, series, progress, length=end - start, kind="zip"),
+        rng,
+        layout.size,
+        {**headers, "ETag": tag},
         media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": f'attachment; filename="{uid}.zip"',
-            "Content-Length": str(len(zs)),
-        },
     )
 
 
@@ -129,13 +182,30 @@ async def get_single_image(
     if series is None:
         return _bad_request(access_denied(uid))
     image = series.images[0]
+    tag = f'"{image.sha256}"'
+    rng, answer = _conditional(request, image.size, tag)
+    if answer is not None:
+        return answer
     progress = Progress()
-    chunks = hold_last(verified_chunks(download.store, image, progress))
-    return StreamingResponse(
-        send(download, chunks, principal, series, progress, kind="single", sop_instance_uid=sop),
+    chunks = (
+        hold_last(verified_chunks(download.store, image, progress))
+        if rng is None
+        else object_span(download.store, image, rng.start, rng.length, progress)
+    )
+    length = image.size if rng is None else rng.length
+    return _partial(
+        send(
+            download,
+            chunks,
+            principal,
+            series,
+            progress,
+            length=length,
+            kind="single",
+            sop_instance_uid=sop,
+        ),
+        rng,
+        image.size,
+        {"Content-Disposition": f"attachment; filename={sop}.dcm", "ETag": tag},
         media_type="application/dicom",
-        headers={
-            "Content-Disposition": f"attachment; filename={sop}.dcm",
-            "Content-Length": str(image.size),
-        },
     )
