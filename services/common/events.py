@@ -108,6 +108,14 @@ class InstanceHeld(Payload):
     reason: str
 
 
+class ResidualFinding(BaseModel):
+    """Where deid's residual-PHI scan found an identifier of the original record in the
+    output, and of what kind (name, id, date, uid, institution, station) — never the value."""
+
+    path: str
+    kind: str
+
+
 class InstanceDeidentified(Payload):
     TYPE: ClassVar[str] = "org.imarc.instance.deidentified"
 
@@ -123,6 +131,7 @@ class InstanceDeidentified(Payload):
     modality: str = ""
     header: dict[str, Any] = Field(default_factory=dict)
     profile_version: int = 1
+    findings: list[ResidualFinding] = Field(default_factory=list)
 
 
 class PublishedInstance(BaseModel):

@@ -39,13 +39,18 @@ def _upsert_statement(
     columns: tuple[str, ...],
     newer_than: str | None,
     keep: tuple[str, ...],
+    add: tuple[str, ...] = (),
 ) -> Any:
     stmt = conflict_insert(dialect, table)
     where = None
     if newer_than is not None:
         # the stored row wins only when it is strictly newer: equal times re-apply (idempotent)
         where = table.c[newer_than] <= stmt.excluded[newer_than]
-    updated = {c: stmt.excluded[c] for c in columns if c not in key and c not in keep}
+    updated = {
+        c: table.c[c] + stmt.excluded[c] if c in add else stmt.excluded[c]
+        for c in columns
+        if c not in key and c not in keep
+    }
     if not updated:
         return stmt.on_conflict_do_nothing(index_elements=list(key))
     return stmt.on_conflict_do_update(index_elements=list(key), set_=updated, where=where)
@@ -59,12 +64,14 @@ async def upsert(
     key: Sequence[str],
     newer_than: str | None = None,
     keep: Sequence[str] = (),
+    add: Sequence[str] = (),
 ) -> int:
     """Insert ``rows`` or update the rows with the same ``key``.
 
     ``newer_than`` names a timestamp column: an existing row whose value there is newer
     than the incoming row's is left as it is. ``keep`` names columns written on insert
-    only (e.g. a first-seen time). Every row must have the same columns.
+    only (e.g. a first-seen time); ``add`` names counters the incoming value is added to
+    (``count = count + excluded.count``). Every row must have the same columns.
 
     Returns the number of rows written — exact for one row (0 when ``newer_than`` kept
     the stored row); for several rows the drivers' executemany count is not reliable.
@@ -73,7 +80,13 @@ async def upsert(
         return 0
     table = table_of(model)
     stmt = _upsert_statement(
-        table, dialect_of(session), tuple(key), tuple(rows[0]), newer_than, tuple(keep)
+        table,
+        dialect_of(session),
+        tuple(key),
+        tuple(rows[0]),
+        newer_than,
+        tuple(keep),
+        tuple(add),
     )
     params = dict(rows[0]) if len(rows) == 1 else [dict(r) for r in rows]
     result = await session.execute(stmt, params)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.common.db import Database
@@ -19,6 +21,10 @@ from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.common.store import ObjectStore
 from services.qc import consumers as on
 from services.qc.models import metadata
+from services.qc.service import inventory
+from services.qc.service.images import RenderCache
+
+log = logging.getLogger("imarc.qc")
 
 # Per-instance events are independent (the newest event time decides an instance's stage),
 # so many are taken at once and group-committed by the messaging layer.
@@ -34,6 +40,11 @@ class Qc:
     store: ObjectStore
     #: CloudEvents ``source`` of the events qc emits
     source: str
+    #: rendered slices shown to curators
+    renders: RenderCache = field(default_factory=RenderCache)
+    #: a read replica builds nothing (the primary's inventories arrive by replication)
+    replica: bool = False
+    _builder: asyncio.Task[None] | None = None
 
     def uow(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A unit of work: state changes and the events emitted commit together."""
@@ -41,7 +52,34 @@ class Qc:
 
 
 def build(ctx: ServiceContext) -> Qc:
-    return Qc(ctx.db, ctx.messaging, ctx.store, ctx.source)
+    return Qc(
+        ctx.db, ctx.messaging, ctx.store, ctx.source, replica=ctx.settings.site_role == "replica"
+    )
+
+
+async def _build_inventories(qc: Qc, every: float = 5.0) -> None:
+    """Keep the tag inventories current off the event path (see service/inventory.py)."""
+    while True:
+        try:
+            while await inventory.build_pending(qc):
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # housekeeping: retried on the next round
+            log.warning("building the tag inventories failed; retrying", exc_info=True)
+        await asyncio.sleep(every)
+
+
+async def on_start(qc: Qc) -> None:
+    if not qc.replica:
+        qc._builder = asyncio.create_task(_build_inventories(qc), name="qc-inventories")
+
+
+async def on_stop(qc: Qc) -> None:
+    if qc._builder is not None:
+        qc._builder.cancel()
+        await asyncio.gather(qc._builder, return_exceptions=True)
+        qc._builder = None
 
 
 def consumers(qc: Qc) -> Sequence[Consumer]:
@@ -72,13 +110,15 @@ def consumers(qc: Qc) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Qc]:
     # the routes name ``Qc`` (api/deps.py), so they are imported once it exists
-    from services.qc.api import collections, series
+    from services.qc.api import collections, instances, series, workspace
 
     return ServiceSpec(
         name="qc",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(collections.router, series.router),
+        routers=(collections.router, workspace.router, series.router, instances.router),
         consumers=consumers,
+        on_start=on_start,
+        on_stop=on_stop,
     )

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from services.common.app import Conflict, NotFound
+from services.common.app import Conflict, Forbidden, NotFound
+
+__all__ = ["Conflict", "Forbidden", "NotFound"]
 
 # stage_at of a record created only to be updated in the same transaction
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,6 +87,8 @@ class SeriesSummary:
     review_state: ReviewState
     awaiting: int  # de-identified instances not yet published
     publishable: int  # instances with a curation object (awaiting or already published)
+    findings: int = 0  # residual-PHI findings of deid's scan in its instances
+    approved: bool = False  # the submitter approved it (when the collection asks for that)
 
 
 def default_selection(series: Iterable[SeriesSummary]) -> list[str]:
@@ -123,6 +127,49 @@ def check_requested(
             )
         out.append(uid)
     return out
+
+
+def publish_blockers(
+    series: Iterable[SeriesSummary], *, override_findings: bool, approval_required: bool
+) -> dict[str, str]:
+    """The series of a selection that must not be published yet, each with the sentence
+    that says why and what to do."""
+    out: dict[str, str] = {}
+    for s in series:
+        if s.findings and not override_findings:
+            out[s.series_instance_uid] = (
+                f"series {s.series_instance_uid} has {s.findings} residual-PHI finding(s); "
+                "fix the profile and de-identify it again, or publish it with "
+                "--override-findings --why TEXT"
+            )
+        elif approval_required and not s.approved:
+            out[s.series_instance_uid] = (
+                f"series {s.series_instance_uid} waits for the submitter's approval; the "
+                "submitting site approves it with POST /api/qc/collections/{collection}/approve"
+            ).replace("{collection}", s.collection)
+    return out
+
+
+#: What a collection's curation can be, as a manager sets it.
+CURATION_STATUSES = ("active", "inactive", "complete")
+
+
+@dataclass(frozen=True)
+class SeriesFilter:
+    """A selection of a collection's series for bulk review (every field optional)."""
+
+    states: tuple[ReviewState, ...] = ()
+    modality: str = ""
+    flagged: bool | None = None  # with residual-PHI findings (True) or without (False)
+    series: tuple[str, ...] = ()
+
+    def matches(self, state: ReviewState, modality: str, findings: int, uid: str) -> bool:
+        return (
+            (not self.states or state in self.states)
+            and (not self.modality or modality.upper() == self.modality.upper())
+            and (self.flagged is None or bool(findings) == self.flagged)
+            and (not self.series or uid in self.series)
+        )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from sqlalchemy import case, func, or_, select
 from services.common.db import Database
 from services.common.events import CollectionUpdated
 from services.qc.domain import NotFound, ReviewState, SeriesSummary, Stage
-from services.qc.models import Collection, Instance, Series
+from services.qc.models import Approval, Collection, CurationSettings, Finding, Instance, Series
 from services.qc.schemas import CollectionStatus, SeriesOut
 
 #: stages of an instance with a de-identified object in curation
@@ -109,6 +109,22 @@ async def publish_candidates(
                 )
             )
         ).all()
+        flagged = dict(
+            (
+                await s.execute(
+                    select(Finding.series_instance_uid, func.count())
+                    .where(Finding.collection == collection)
+                    .group_by(Finding.series_instance_uid)
+                )
+            ).all()
+        )
+        approved = set(
+            (
+                await s.scalars(
+                    select(Approval.series_instance_uid).where(Approval.collection == collection)
+                )
+            ).all()
+        )
     known = {
         series.series_instance_uid: SeriesSummary(
             series.series_instance_uid,
@@ -116,6 +132,8 @@ async def publish_candidates(
             ReviewState(series.review_state),
             int(awaiting),
             int(publishable),
+            findings=int(flagged.get(series.series_instance_uid, 0)),
+            approved=series.series_instance_uid in approved,
         )
         for series, awaiting, publishable, _ in rows
     }
@@ -135,3 +153,9 @@ async def curated_instances(db: Database, uid: str) -> list[Instance]:
                 )
             ).all()
         )
+
+
+async def needs_submitter_approval(db: Database, collection: str) -> bool:
+    async with db.session() as s:
+        settings = await s.get(CurationSettings, collection)
+    return bool(settings and settings.submitter_approval)

@@ -63,3 +63,165 @@ class WithdrawIn(BaseModel):
 class WithdrawOut(BaseModel):
     withdrawn: str
     deleted: int = Field(description="public objects deleted")
+
+
+class PublishRequest(PublishIn):
+    override_findings: bool = Field(
+        default=False,
+        description="publish series with residual-PHI findings too (managers; audited)",
+    )
+    why: str = Field(default="", description="the reason for an override, kept in the audit")
+
+
+class ReviewWithComment(ReviewIn):
+    comment: str = Field("", max_length=2000)
+
+
+class BulkReviewIn(BaseModel):
+    state: ReviewState
+    comment: str = Field("", max_length=2000)
+    only_states: list[ReviewState] = Field(
+        default_factory=list, description="select series in these review states (any if empty)"
+    )
+    modality: str = ""
+    flagged: bool | None = Field(None, description="with (true) or without (false) findings")
+    series: list[str] = Field(default_factory=list, description="these series only")
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, v: object) -> ReviewState:
+        return parse_review_state(str(v))
+
+    @field_validator("only_states", mode="before")
+    @classmethod
+    def _states(cls, v: object) -> list[ReviewState]:
+        items = v if isinstance(v, list | tuple) else [] if v is None else [v]
+        return [parse_review_state(str(x)) for x in items]
+
+
+class BulkReviewOut(BaseModel):
+    state: ReviewState
+    series: list[str]
+
+
+class ApproveIn(BaseModel):
+    series: list[str] = Field(default_factory=list, description="empty: every series")
+
+
+class ApproveOut(BaseModel):
+    approved: list[str]
+
+
+class SettingsIn(BaseModel):
+    status: str | None = Field(None, description="active, inactive or complete")
+    priority: int | None = Field(None, ge=-1000, le=1000)
+    submitter_approval: bool | None = None
+
+
+class SettingsOut(BaseModel):
+    collection: str
+    status: str
+    priority: int
+    submitter_approval: bool
+
+
+class PublicCounts(BaseModel):
+    patients: int
+    studies: int
+    series: int
+
+
+class Glance(BaseModel):
+    collection: str
+    status: str
+    priority: int
+    submitter_approval: bool
+    received: int
+    held: int
+    deidentified: int
+    awaiting_review: int
+    published: int
+    held_by_reason: dict[str, int]
+    flagged_series: int
+    approved_series: int
+    public: PublicCounts
+
+
+class InventoryRow(BaseModel):
+    device: str
+    section: str
+    path: str
+    element: str = Field(description="the path in keywords")
+    vr: str
+    creator: str = ""
+    value: str
+    count: int
+
+
+class InventoryChange(BaseModel):
+    device: str
+    section: str
+    path: str
+    vr: str
+    creator: str = ""
+    value: str
+    before: int
+    after: int
+
+
+class FindingOut(BaseModel):
+    series_instance_uid: str
+    sop_instance_uid: str
+    path: str
+    kind: str
+
+
+class HistoryOut(BaseModel):
+    state: str
+    by: str
+    at: datetime
+    comment: str
+
+
+class InstanceOut(BaseModel):
+    instance_id: str
+    sop_instance_uid: str
+    instance_number: int | None
+    frames: int
+    findings: int
+
+
+class SeriesDetail(SeriesOut):
+    history: list[HistoryOut]
+    findings: list[FindingOut]
+    slices: list[InstanceOut]
+
+
+class HeaderElement(BaseModel):
+    tag: str
+    keyword: str
+    vr: str
+    value: str
+    depth: int
+
+
+class TextBoxOut(BaseModel):
+    left: int
+    top: int
+    width: int
+    height: int
+    confidence: float
+
+
+class OcrOut(BaseModel):
+    instance_id: str
+    frame: int
+    boxes: list[TextBoxOut]
+
+
+class AuditOut(BaseModel):
+    action: str
+    by: str
+    at: datetime
+    why: str
+    subject: str

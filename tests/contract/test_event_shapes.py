@@ -30,6 +30,7 @@ from services.common.events import (
     ObjectRef,
     Payload,
     PublishedInstance,
+    ResidualFinding,
     SeriesPublished,
     SeriesWithdrawn,
 )
@@ -97,6 +98,7 @@ EXAMPLES: dict[str, Payload] = {
         modality="CT",
         header=_HEADER,
         profile_version=3,
+        findings=[ResidualFinding(path="00204000", kind="name")],
     ),
     SeriesPublished.TYPE: SeriesPublished(
         collection=_COLLECTION,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from services.common.security import AuthenticatedPrincipal, forbid
 from services.qc import queries, service
 from services.qc.api.deps import QcDep
-from services.qc.schemas import CollectionStatus, PublishIn, PublishOut, SeriesOut
+from services.qc.schemas import CollectionStatus, PublishOut, PublishRequest, SeriesOut
 
 router = APIRouter(prefix="/api/qc/collections", tags=["qc"])
 
@@ -33,9 +33,12 @@ async def publish(
     collection: str,
     qc: QcDep,
     principal: AuthenticatedPrincipal,
-    body: Annotated[PublishIn | None, Body()] = None,
+    body: Annotated[PublishRequest | None, Body()] = None,
 ) -> PublishOut:
     if not principal.can_manage(collection):
         raise forbid(f"publish collection {collection}")
-    uids, n = await service.publish(qc, principal, collection, (body or PublishIn()).series)
+    req = body or PublishRequest()
+    uids, n = await service.publish(
+        qc, principal, collection, req.series, override_findings=req.override_findings, why=req.why
+    )
     return PublishOut(published=uids, instances=n)

@@ -1,5 +1,11 @@
-"""qc's use cases: the curation index kept from intake's and deid's events, and a
-curator's and a manager's commands (review, publish, withdraw)."""
+"""Publishing and withdrawing series: copy to the public zone, verify, then record and
+emit ``series.published`` in one unit of work.
+
+Only series a curator may release are published: never one marked Not Visible or To Be
+Deleted, never one with residual-PHI findings unless a manager overrides with a written
+reason (audited), and never one waiting for the submitter's approval when the collection
+asks for it.
+"""
 
 from __future__ import annotations
 
@@ -11,144 +17,32 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.events import (
-    InstanceDeidentified,
-    InstanceHeld,
-    InstanceReceived,
-    PublishedInstance,
-    SeriesPublished,
-    SeriesWithdrawn,
-)
-from services.common.messaging import UnitOfWork
+from services.common.events import PublishedInstance, SeriesPublished, SeriesWithdrawn
 from services.common.metrics import SERIES_PUBLISHED
-from services.common.persistence import insert_ignore
 from services.common.security import Principal
 from services.common.store import ObjectNotFound
 from services.qc import queries
 from services.qc.domain import (
-    EPOCH,
     Conflict,
     CopyRecord,
-    NotFound,
+    Forbidden,
     ReviewState,
     Stage,
     check_requested,
     copy_mismatch,
     default_selection,
-    same_object,
-    supersedes,
+    publish_blockers,
 )
-from services.qc.models import Instance, Series
+from services.qc.models import Audit, Instance, Series
 from services.qc.queries import CURATED
+from services.qc.service.review import series_for
 
 if TYPE_CHECKING:
     from services.qc.bootstrap import Qc
 
 log = logging.getLogger("imarc.qc")
 COPY_CONCURRENCY = 8
-
-
-# -- the curation index ------------------------------------------------------------------
-
-
-async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -> Instance:
-    """The instance's row, created if new, locked for this transaction (competing
-    consumers of different queues may touch the same instance at once)."""
-    new = {
-        "instance_id": instance_id,
-        "collection": collection,
-        "stage": Stage.RECEIVED,
-        "stage_at": EPOCH,
-        "site": "",
-        "filename": "",
-    }
-    await insert_ignore(s, Instance, [new])
-    row = await s.scalar(
-        select(Instance).where(Instance.instance_id == instance_id).with_for_update()
-    )
-    assert row is not None
-    return row
-
-
-async def instance_received(uow: UnitOfWork, p: InstanceReceived, at: datetime) -> None:
-    inst = await _locked_instance(uow.session, p.instance_id, p.collection)
-    if inst.received_at is None:
-        inst.received_at = at
-    if supersedes(at, inst.stage_at):
-        inst.stage, inst.stage_at = Stage.RECEIVED, at
-        inst.site, inst.filename = p.site, p.filename
-        inst.held_stage = inst.held_reason = None
-
-
-async def instance_held(uow: UnitOfWork, p: InstanceHeld, at: datetime) -> None:
-    inst = await _locked_instance(uow.session, p.instance_id, p.collection)
-    if p.stage == "deid" and inst.received_at is None:
-        inst.received_at = at  # deid only holds what intake received
-    if supersedes(at, inst.stage_at):
-        inst.stage, inst.stage_at = Stage.HELD, at
-        inst.held_stage, inst.held_reason = p.stage, p.reason
-        inst.site, inst.filename = p.site or inst.site, p.filename or inst.filename
-
-
-async def instance_deidentified(uow: UnitOfWork, p: InstanceDeidentified, at: datetime) -> None:
-    s = uow.session
-    inst = await _locked_instance(s, p.instance_id, p.collection)
-    if inst.received_at is None:
-        inst.received_at = at  # de-identified implies received
-    if not supersedes(at, inst.stage_at):
-        return
-    unchanged = inst.stage == Stage.PUBLISHED and same_object(
-        inst.curation_key, inst.sha256, p.object.key, p.object.sha256
-    )
-    inst.stage = Stage.PUBLISHED if unchanged else Stage.DEIDENTIFIED
-    inst.stage_at = at
-    inst.held_stage = inst.held_reason = None
-    inst.site = p.site or inst.site
-    inst.series_instance_uid = p.series_instance_uid
-    inst.study_instance_uid = p.study_instance_uid
-    inst.sop_instance_uid = p.sop_instance_uid
-    inst.sop_class_uid = p.sop_class_uid
-    inst.patient_id = p.patient_id
-    inst.modality = p.modality
-    inst.curation_key, inst.size, inst.sha256 = p.object.key, p.object.size, p.object.sha256
-    inst.header = p.header
-    series = {
-        "series_instance_uid": p.series_instance_uid,
-        "collection": p.collection,
-        "study_instance_uid": p.study_instance_uid,
-        "patient_id": p.patient_id,
-        "modality": p.modality,
-        "review_state": ReviewState.NOT_REVIEWED,
-    }
-    await insert_ignore(s, Series, [series])
-
-
-# -- review, publish, withdraw -----------------------------------------------------------
-
-
-async def _series_for(s: AsyncSession, uid: str, principal: Principal, *, manage: bool) -> Series:
-    series = await s.get(Series, uid, with_for_update=True)
-    allowed = series is not None and (
-        principal.can_manage(series.collection)
-        if manage
-        else principal.can_curate(series.collection)
-    )
-    if series is None or not allowed:
-        role = "manage" if manage else "curate"
-        raise NotFound(
-            f"series {uid} is not among the series you can {role}; check the UID and your role"
-        )
-    return series
-
-
-async def review(qc: Qc, principal: Principal, uid: str, state: ReviewState) -> None:
-    """A curator's decision on a series."""
-    async with qc.uow() as uow:
-        series = await _series_for(uow.session, uid, principal, manage=False)
-        series.review_state = state
-        series.reviewed_by, series.reviewed_at = principal.subject, datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -198,17 +92,39 @@ async def _copy_series(qc: Qc, uid: str) -> list[_Copied]:
 
 
 async def publish(
-    qc: Qc, principal: Principal, collection: str, requested: Sequence[str]
+    qc: Qc,
+    principal: Principal,
+    collection: str,
+    requested: Sequence[str],
+    *,
+    override_findings: bool = False,
+    why: str = "",
 ) -> tuple[list[str], int]:
     """Approve and publish series of a collection: copy to public, verify, then mark
     them published and emit ``series.published`` in one transaction. Returns the series
-    published and their number of instances."""
+    published and their number of instances.
+
+    A series with residual-PHI findings is published only with ``override_findings`` and
+    a reason (``why``), which is audited; without a list, such series are left out."""
+    if override_findings and not why.strip():
+        raise Forbidden(
+            "publishing despite residual-PHI findings needs a written reason: add --why TEXT"
+        )
     record, known = await queries.publish_candidates(qc.db, collection, requested)
-    uids = (
+    selection = (
         check_requested(collection, requested, known)
         if requested
         else default_selection(s for s in known.values() if s.collection == collection)
     )
+    blocked = publish_blockers(
+        [known[u] for u in selection],
+        override_findings=override_findings,
+        approval_required=await queries.needs_submitter_approval(qc.db, collection),
+    )
+    if requested and blocked:
+        uid, problem = next(iter(blocked.items()))
+        raise Conflict(problem)
+    uids = [u for u in selection if u not in blocked]
     if record is None:
         raise Conflict(
             f"collection {collection} is not registered with qc yet; register it with "
@@ -220,6 +136,18 @@ async def publish(
     copies = {uid: await _copy_series(qc, uid) for uid in uids}
     now = datetime.now(UTC)
     async with qc.uow() as uow:
+        flagged = [u for u in uids if known[u].findings]
+        if flagged:
+            uow.session.add(
+                Audit(
+                    collection=collection,
+                    action="publish_despite_findings",
+                    by=principal.subject,
+                    at=now,
+                    why=why.strip(),
+                    subject=" ".join(flagged),
+                )
+            )
         for uid, copied in copies.items():
             series = await uow.session.get(Series, uid, with_for_update=True)
             assert series is not None
@@ -263,7 +191,7 @@ async def withdraw(qc: Qc, principal: Principal, uid: str, reason: str) -> int:
     """Withdraw a published series: emit ``series.withdrawn`` (download and catalog stop
     serving it), then delete its public objects. Returns how many were deleted."""
     async with qc.uow() as uow:
-        series = await _series_for(uow.session, uid, principal, manage=True)
+        series = await series_for(uow.session, uid, principal, manage=True)
         if series.published_at is None:
             raise Conflict(f"series {uid} is not published, so there is nothing to withdraw")
         rows = (

@@ -1,0 +1,213 @@
+"""Reads of the curation workspace for the API and the page (no writes): inventories,
+residual-PHI findings, review history, a series' instances and headers, and the status of
+every collection at a glance."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import case, func, select
+
+from services.common.db import Database
+from services.qc.domain import NotFound, Stage
+from services.qc.inventory import SECTIONS, Key
+from services.qc.models import (
+    Approval,
+    Audit,
+    Collection,
+    CurationSettings,
+    Finding,
+    Instance,
+    InventoryCount,
+    ReviewEvent,
+    Series,
+)
+from services.qc.queries import CURATED
+
+
+async def inventory(db: Database, collection: str, zone: str) -> Counter[Key]:
+    async with db.session() as s:
+        rows = (
+            await s.scalars(
+                select(InventoryCount).where(
+                    InventoryCount.collection == collection, InventoryCount.zone == zone
+                )
+            )
+        ).all()
+    return Counter({(r.device, r.section, r.path, r.vr, r.creator, r.value): r.count for r in rows})
+
+
+async def headers_of(db: Database, *, series: str) -> list[tuple[dict[str, Any], str]]:
+    """The de-identified headers (with SOP class) of a series' curated instances."""
+    async with db.session() as s:
+        rows = (
+            await s.execute(
+                select(Instance.header, Instance.sop_class_uid).where(
+                    Instance.series_instance_uid == series, Instance.stage.in_(CURATED)
+                )
+            )
+        ).all()
+    return [(h or {}, c or "") for h, c in rows]
+
+
+async def findings(db: Database, collection: str, series: str | None = None) -> list[Finding]:
+    async with db.session() as s:
+        query = select(Finding).where(Finding.collection == collection)
+        if series:
+            query = query.where(Finding.series_instance_uid == series)
+        rows = await s.scalars(
+            query.order_by(Finding.series_instance_uid, Finding.sop_instance_uid, Finding.path)
+        )
+        return list(rows.all())
+
+
+async def history(db: Database, series: str) -> list[ReviewEvent]:
+    async with db.session() as s:
+        rows = await s.scalars(
+            select(ReviewEvent)
+            .where(ReviewEvent.series_instance_uid == series)
+            .order_by(ReviewEvent.id)
+        )
+        return list(rows.all())
+
+
+async def series_of(db: Database, uid: str) -> Series:
+    async with db.session() as s:
+        row = await s.get(Series, uid)
+    if row is None:
+        raise NotFound(f"series {uid} is not in curation; check the UID")
+    return row
+
+
+async def instances_of(db: Database, series: str) -> list[Instance]:
+    """A series' curated instances in slice order (InstanceNumber, then SOP UID)."""
+    async with db.session() as s:
+        rows = (
+            await s.scalars(
+                select(Instance).where(
+                    Instance.series_instance_uid == series, Instance.stage.in_(CURATED)
+                )
+            )
+        ).all()
+
+    def number(i: Instance) -> int:
+        values = ((i.header or {}).get("00200013") or {}).get("Value") or [0]
+        try:
+            return int(float(values[0] or 0))
+        except (TypeError, ValueError):
+            return 0
+
+    return sorted(rows, key=lambda i: (number(i), i.sop_instance_uid or ""))
+
+
+async def instance(db: Database, instance_id: str) -> Instance:
+    async with db.session() as s:
+        row = await s.get(Instance, instance_id)
+    if row is None or row.stage not in CURATED:
+        raise NotFound(f"instance {instance_id} is not in curation; check the id")
+    return row
+
+
+def _count(cond: Any) -> Any:
+    return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+
+async def at_a_glance(db: Database, collections: list[str] | None) -> list[dict[str, Any]]:
+    """Every collection qc knows (or those named): settings, counts per stage, held by
+    reason, flagged series, and whether what was published is all in public."""
+    async with db.session() as s:
+        names = set((await s.scalars(select(Collection.name))).all())
+        names |= set((await s.scalars(select(Instance.collection).distinct())).all())
+        if collections is not None:
+            names &= set(collections)
+        counts = {
+            r[0]: r[1:]
+            for r in (
+                await s.execute(
+                    select(
+                        Instance.collection,
+                        _count(Instance.received_at.is_not(None)),
+                        _count(Instance.stage == Stage.HELD),
+                        _count(Instance.stage.in_(CURATED)),
+                        _count(Instance.stage == Stage.DEIDENTIFIED),
+                        _count(Instance.stage == Stage.PUBLISHED),
+                    ).group_by(Instance.collection)
+                )
+            ).all()
+        }
+        held: dict[str, dict[str, int]] = {}
+        for coll, stage, reason, n in (
+            await s.execute(
+                select(Instance.collection, Instance.held_stage, Instance.held_reason, func.count())
+                .where(Instance.stage == Stage.HELD)
+                .group_by(Instance.collection, Instance.held_stage, Instance.held_reason)
+            )
+        ).all():
+            held.setdefault(coll, {})[f"{stage}: {reason}"] = int(n)
+        flagged = dict(
+            (
+                await s.execute(
+                    select(
+                        Finding.collection, func.count(func.distinct(Finding.series_instance_uid))
+                    ).group_by(Finding.collection)
+                )
+            ).all()
+        )
+        settings = {r.collection: r for r in (await s.scalars(select(CurationSettings))).all()}
+        approvals = dict(
+            (
+                await s.execute(
+                    select(Approval.collection, func.count()).group_by(Approval.collection)
+                )
+            ).all()
+        )
+        published = {
+            r[0]: r[1:]
+            for r in (
+                await s.execute(
+                    select(
+                        Series.collection,
+                        func.count(func.distinct(Series.patient_id)),
+                        func.count(func.distinct(Series.study_instance_uid)),
+                        func.count(),
+                    )
+                    .where(Series.published_at.is_not(None))
+                    .group_by(Series.collection)
+                )
+            ).all()
+        }
+    out = []
+    for name in sorted(names):
+        c = counts.get(name, (0, 0, 0, 0, 0))
+        st = settings.get(name)
+        p = published.get(name, (0, 0, 0))
+        out.append(
+            {
+                "collection": name,
+                "status": st.status if st else "active",
+                "priority": st.priority if st else 0,
+                "submitter_approval": bool(st and st.submitter_approval),
+                "received": int(c[0]),
+                "held": int(c[1]),
+                "deidentified": int(c[2]),
+                "awaiting_review": int(c[3]),
+                "published": int(c[4]),
+                "held_by_reason": held.get(name, {}),
+                "flagged_series": int(flagged.get(name, 0)),
+                "approved_series": int(approvals.get(name, 0)),
+                "public": {"patients": int(p[0]), "studies": int(p[1]), "series": int(p[2])},
+            }
+        )
+    return sorted(out, key=lambda r: (-r["priority"], r["collection"]))
+
+
+async def audit(db: Database, collection: str) -> list[Audit]:
+    async with db.session() as s:
+        rows = await s.scalars(
+            select(Audit).where(Audit.collection == collection).order_by(Audit.id)
+        )
+        return list(rows.all())
+
+
+__all__ = ["SECTIONS"]
