@@ -17,6 +17,7 @@ ACQUISITION_NUMBER = "00200012"
 
 NOT_SPECIFIED = "Not Specified"
 LICENSE_ENTRY = "LICENSE"
+CITATION_ENTRY = "CITATION"
 MD5_ENTRY = "md5hashes.csv"
 
 
@@ -56,13 +57,48 @@ def is_yes(value: str | None) -> bool:
     return (value or "").strip().lower() == "yes"
 
 
-def licence_text(collection: str, licence_name: str, licence_url: str) -> str:
-    """The LICENSE entry NBIA writes first in every getImage zip."""
+@dataclass(frozen=True)
+class Terms:
+    """What every copy of a collection's data carries: its licence, how to cite it, and
+    the data usage policy that mirrors and Data Analysis Centers pass on."""
+
+    collection: str
+    licence_name: str = ""
+    licence_url: str = ""
+    citation: str = ""
+    doi: str = ""
+    data_usage_policy: str = ""
+
+
+def licence_text(terms: Terms) -> str:
+    """The LICENSE entry: NBIA's sentence (first in every getImage zip, as NBIA writes
+    it), then the data usage policy and what a copy must carry."""
     return (
-        f"License Information. The {collection or NOT_SPECIFIED} collection is distributed "
-        f"under the {licence_name or NOT_SPECIFIED} at {licence_url or NOT_SPECIFIED} "
-        "By downloading the data, you agree to abide by terms of this license."
+        f"License Information. The {terms.collection or NOT_SPECIFIED} collection is "
+        f"distributed under the {terms.licence_name or NOT_SPECIFIED} at "
+        f"{terms.licence_url or NOT_SPECIFIED} "
+        "By downloading the data, you agree to abide by terms of this license.\n"
+        f"\nData usage policy: {terms.data_usage_policy or NOT_SPECIFIED}\n"
+        "Whoever passes these data on (a mirror, a Data Analysis Center) passes this "
+        "license, the CITATION file and the data usage policy on with them.\n"
     )
+
+
+def citation_text(terms: Terms) -> str:
+    """The CITATION entry: the collection's citation and its DOI."""
+    cite = terms.citation.strip() or f"The {terms.collection} collection."
+    doi = terms.doi.strip()
+    if doi and not doi.startswith("http"):
+        doi = f"https://doi.org/{doi}"
+    return f"Please cite these data as:\n\n{cite}\n" + (f"\nDOI: {doi}\n" if doi else "")
+
+
+def notices(terms: Terms) -> list[tuple[str, bytes]]:
+    """The entries that open every zip of the collection's data."""
+    return [
+        (LICENSE_ENTRY, licence_text(terms).encode()),
+        (CITATION_ENTRY, citation_text(terms).encode()),
+    ]
 
 
 def nbia_order(images: Iterable[Image]) -> list[Image]:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from services.common.db import Database
 from services.common.security import Principal
-from services.download.domain import Image, nbia_order
+from services.download.domain import Image, Terms, nbia_order
 from services.download.models import Collection, DownloadRecord, Instance, Series
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -21,10 +21,21 @@ class Readable:
 
     series_instance_uid: str
     collection: str
-    licence_name: str
-    licence_url: str
+    terms: Terms
     images: list[Image]
     released_at: datetime
+
+
+def terms_of(coll: Collection) -> Terms:
+    record = coll.record or {}
+    return Terms(
+        collection=coll.name,
+        licence_name=coll.licence_name,
+        licence_url=coll.licence_url,
+        citation=str(record.get("citation") or ""),
+        doi=str(record.get("doi") or ""),
+        data_usage_policy=str(record.get("data_usage_policy") or ""),
+    )
 
 
 async def readable_series(
@@ -66,8 +77,7 @@ async def readable_series(
     return Readable(
         series.series_instance_uid,
         coll.name,
-        coll.licence_name,
-        coll.licence_url,
+        terms_of(coll),
         images,
         series.released_at or NEVER,
     )

@@ -19,7 +19,7 @@ from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
 from services.common.persistence import insert_ignore, table_of
 from services.common.projection import record_values
 from services.common.security import Principal
-from services.download.domain import ACQUISITION_NUMBER, INSTANCE_NUMBER, LICENSE_ENTRY, Image
+from services.download.domain import ACQUISITION_NUMBER, INSTANCE_NUMBER, Image
 from services.download.models import Collection, DownloadRecord, Instance, Series
 from services.download.queries import NEVER, Readable
 from services.download.streaming import Progress, in_thread
@@ -99,13 +99,11 @@ def _sha256_of(e: Entry[Image]) -> str:
 
 
 def series_layout(
-    series: Readable, names: Sequence[str], licence: str | None
+    series: Readable, names: Sequence[str], notices: Sequence[tuple[str, bytes]]
 ) -> tuple[Layout[Image], str]:
     """The byte layout of a series zip whose images all have a recorded CRC-32, and the
     entity tag that names its contents."""
-    entries: list[Entry[Image]] = []
-    if licence is not None:
-        entries.append(Entry.literal(LICENSE_ENTRY, licence.encode()))
+    entries: list[Entry[Image]] = [Entry.literal(name, data) for name, data in notices]
     for image, name in zip(series.images, names, strict=True):
         assert image.crc32 is not None
         entries.append(Entry(name, image.size, image.crc32, source=image))

@@ -19,7 +19,7 @@ from typing import Any
 from zipstream import ZIP_STORED, ZipStream
 
 from services.common.store import CHUNK, ObjectStore
-from services.download.domain import LICENSE_ENTRY, MD5_ENTRY, Image, md5_csv
+from services.download.domain import MD5_ENTRY, Image, md5_csv
 from services.download.ziplayout import Layout
 
 log = logging.getLogger("imarc.download")
@@ -133,18 +133,19 @@ def series_zip(
     names: Sequence[str],
     progress: Progress,
     *,
-    licence: str | None,
+    notices: Sequence[tuple[str, bytes]],
     include_md5: bool,
 ) -> ZipStream:
-    """The NBIA getImage zip: LICENSE (if given), the images, then md5hashes.csv.
+    """The NBIA getImage zip: the notices (LICENSE, CITATION), the images, then
+    md5hashes.csv.
 
     Entries are generators, consumed in order as the zip is streamed; md5hashes.csv is
     rendered only when reached, after every image has been hashed. Every entry's size
     is known beforehand, so ``len()`` of the result is the zip's exact length.
     """
     zs = ZipStream(compress_type=ZIP_STORED, sized=True)
-    if licence is not None:
-        zs.add(licence.encode(), LICENSE_ENTRY)
+    for name, data in notices:
+        zs.add(data, name)
     for image, name in zip(images, names, strict=True):
         zs.add(
             verified_chunks(store, image, progress, md5_name=name if include_md5 else None),

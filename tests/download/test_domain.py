@@ -7,7 +7,9 @@ import pytest
 from services.common.dicom_json import int_at
 from services.download.domain import (
     Image,
+    Terms,
     access_denied,
+    citation_text,
     default_file_names,
     licence_text,
     md5_csv,
@@ -21,15 +23,27 @@ def im(inst: int | None, acq: int | None = 1, sop: str = "") -> Image:
     return Image(sop or f"1.{inst}", "k", 1, "h", inst, acq)
 
 
-def test_licence_text_is_nbias_sentence_with_not_specified_for_gaps() -> None:
-    assert licence_text("Demo-CT", "CC BY 4.0", "https://x/by/4.0/") == (
+def test_licence_opens_with_nbias_sentence_with_not_specified_for_gaps() -> None:
+    text = licence_text(Terms("Demo-CT", "CC BY 4.0", "https://x/by/4.0/"))
+    assert text.splitlines()[0] == (
         "License Information. The Demo-CT collection is distributed under the CC BY 4.0 at "
         "https://x/by/4.0/ By downloading the data, you agree to abide by terms of this license."
     )
-    assert licence_text("C", "", "") == (
+    assert "Data usage policy: Not Specified" in text
+    assert licence_text(Terms("C")).splitlines()[0] == (
         "License Information. The C collection is distributed under the Not Specified at "
         "Not Specified By downloading the data, you agree to abide by terms of this license."
     )
+
+
+def test_citation_gives_the_doi_as_a_link() -> None:
+    text = citation_text(Terms("C", citation="Someone (2026). C.", doi="10.1/abc"))
+    assert (
+        text
+        == "Please cite these data as:\n\nSomeone (2026). C.\n\nDOI: https://doi.org/10.1/abc\n"
+    )
+    assert "DOI" not in citation_text(Terms("C"))
+    assert "The C collection." in citation_text(Terms("C"))
 
 
 def test_access_denied_message_is_nbias() -> None:

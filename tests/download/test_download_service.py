@@ -34,7 +34,18 @@ V4 = "/nbia-api/services/v4"
 LICENSE = (
     "License Information. The Demo-CT collection is distributed under the CC BY 4.0 at "
     "https://creativecommons.org/licenses/by/4.0/ By downloading the data, you agree to "
-    "abide by terms of this license."
+    "abide by terms of this license.\n"
+    "\n"
+    "Data usage policy: https://archive.example.org/data-usage-policy\n"
+    "Whoever passes these data on (a mirror, a Data Analysis Center) passes this license, "
+    "the CITATION file and the data usage policy on with them.\n"
+)
+CITATION = (
+    "Please cite these data as:\n"
+    "\n"
+    "Imaging Group (2026). Demo-CT [Data set]. imarc.\n"
+    "\n"
+    "DOI: https://doi.org/10.99999/demo-ct\n"
 )
 
 
@@ -111,10 +122,11 @@ async def test_get_image_streams_licence_then_every_instance(pub: Published) -> 
     assert int(r.headers["content-length"]) == len(r.content)
     z = unzip(r.content)
     names = z.namelist()
-    assert names == ["LICENSE"] + [f"{i:08d}.dcm" for i in range(1, 13)]
+    assert names == ["LICENSE", "CITATION"] + [f"{i:08d}.dcm" for i in range(1, 13)]
     assert z.read("LICENSE").decode() == LICENSE
+    assert z.read("CITATION").decode() == CITATION
     assert all(info.compress_type == zipfile.ZIP_STORED for info in z.infolist())
-    for name, item in zip(names[1:], pub.items, strict=True):
+    for name, item in zip(names[2:], pub.items, strict=True):
         data = z.read(name)
         assert data == item.data
         ds = pydicom.dcmread(io.BytesIO(data))
@@ -128,7 +140,7 @@ async def test_new_file_names_and_md5_hashes(pub: Published) -> None:
     )
     z = unzip(r.content)
     expected = [f"1-{i:02d}.dcm" for i in range(1, 7)] + [f"2-{i:02d}.dcm" for i in range(1, 7)]
-    assert z.namelist() == ["LICENSE", *expected, "md5hashes.csv"]
+    assert z.namelist() == ["LICENSE", "CITATION", *expected, "md5hashes.csv"]
     for name, item in zip(expected, pub.items, strict=True):
         assert z.read(name) == item.data
     lines = z.read("md5hashes.csv").decode().splitlines()
@@ -136,11 +148,12 @@ async def test_new_file_names_and_md5_hashes(pub: Published) -> None:
     assert lines[1:] == [f"{n},{hashlib.md5(z.read(n)).hexdigest()}" for n in expected]
 
 
-async def test_get_image_with_md5_hash_has_no_licence(pub: Published) -> None:
+async def test_get_image_with_md5_hash_carries_the_licence_too(pub: Published) -> None:
     r = await pub.p.client.get(f"{V4}/getImageWithMD5Hash", params={"SeriesInstanceUID": pub.uid})
     z = unzip(r.content)
-    assert z.namelist()[0] == "00000001.dcm" and z.namelist()[-1] == "md5hashes.csv"
-    assert "LICENSE" not in z.namelist() and len(z.namelist()) == 13
+    assert z.namelist()[:3] == ["LICENSE", "CITATION", "00000001.dcm"]
+    assert z.namelist()[-1] == "md5hashes.csv" and len(z.namelist()) == 15
+    assert z.read("CITATION").decode() == CITATION
 
 
 async def test_parameter_errors_are_nbias_400s(pub: Published) -> None:
@@ -196,7 +209,7 @@ async def test_limited_collection_is_hidden_from_who_may_not_read_it(platform: I
         admin_headers(),
     ):
         r = await p.client.get(f"{V4}/getImage", params={"SeriesInstanceUID": uid}, headers=headers)
-        assert r.status_code == 200 and len(unzip(r.content).namelist()) == 3
+        assert r.status_code == 200 and len(unzip(r.content).namelist()) == 4
 
 
 async def test_a_tampered_object_aborts_the_download(fresh: Published) -> None:
@@ -256,7 +269,7 @@ async def test_a_series_zip_has_a_length_an_etag_and_byte_ranges(pub: Published)
     assert rest.status_code == 206
     assert rest.headers["content-range"] == f"bytes {cut}-{size - 1}/{size}"
     assert int(rest.headers["content-length"]) == size - cut
-    assert unzip(whole.content[:cut] + rest.content).namelist()[1:] == [
+    assert unzip(whole.content[:cut] + rest.content).namelist()[2:] == [
         f"{a}-{i:02d}.dcm" for a in (1, 2) for i in range(1, 7)
     ]
     r = await c.get(url, params=params, headers={"Range": "bytes=-22"})  # the end record

@@ -57,7 +57,7 @@ async def publish_and_download(p: Platform) -> None:
     assert r.status_code == 200
     z = zipfile.ZipFile(io.BytesIO(r.content))
     names = [f"1-{i}.dcm" for i in range(1, 6)]
-    assert z.namelist() == ["LICENSE", *names, "md5hashes.csv"]
+    assert z.namelist() == ["LICENSE", "CITATION", *names, "md5hashes.csv"]
     assert [z.read(n) for n in names] == [c.data for c in items]
     md5 = z.read("md5hashes.csv").decode().splitlines()[1:]
     assert md5 == [

@@ -39,7 +39,12 @@ async def test_zip_length_is_known_before_streaming(tmp_path: Path) -> None:
     store, images = await stored(tmp_path, blobs)
     progress = Progress()
     zs = series_zip(
-        store, images, ["a.dcm", "b.dcm", "c.dcm"], progress, licence="L", include_md5=True
+        store,
+        images,
+        ["a.dcm", "b.dcm", "c.dcm"],
+        progress,
+        notices=[("LICENSE", b"L")],
+        include_md5=True,
     )
     expected = len(zs)
     body = b"".join([b async for b in in_thread(iter(zs), batch=50_000)])

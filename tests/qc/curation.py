@@ -38,7 +38,14 @@ def collection_event(
     lic = licence or Licence(
         id="cc-by-4.0", name="CC BY 4.0", url="https://creativecommons.org/licenses/by/4.0/"
     )
-    return CollectionUpdated(name=name, licence=lic, access=access).event(INTAKE, subject=name)  # type: ignore[arg-type]
+    return CollectionUpdated(
+        name=name,
+        licence=lic,
+        access=access,  # type: ignore[arg-type]
+        doi=f"10.99999/{name.lower()}",
+        citation=f"Imaging Group (2026). {name} [Data set]. imarc.",
+        data_usage_policy="https://archive.example.org/data-usage-policy",
+    ).event(INTAKE, subject=name)
 
 
 def dicom_bytes(ds: Dataset) -> bytes:

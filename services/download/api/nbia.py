@@ -16,9 +16,9 @@ from services.download.domain import (
     access_denied,
     default_file_names,
     is_yes,
-    licence_text,
     missing_parameter,
     new_file_names,
+    notices,
     unknown_parameter,
 )
 from services.download.ranges import ByteRange, Unsatisfiable, requested_range
@@ -92,7 +92,6 @@ async def _zip(
     principal: Principal,
     *,
     allowed: Sequence[str],
-    with_licence: bool,
     md5: bool | None = None,
 ) -> Response:
     try:
@@ -109,18 +108,14 @@ async def _zip(
         if is_yes(params.get("NewFileNames"))
         else default_file_names(len(series.images))
     )
-    licence = (
-        licence_text(series.collection, series.licence_name, series.licence_url)
-        if with_licence
-        else None
-    )
+    notes = notices(series.terms)
     headers = {"Content-Disposition": f'attachment; filename="{uid}.zip"'}
     progress = Progress()
     if include_md5 or any(i.crc32 is None for i in series.images):
         # md5hashes.csv is known only once every image has been read, and an object
         # recorded without its CRC-32 has a header that is too: streamed, not laid out
         zs = series_zip(
-            download.store, series.images, names, progress, licence=licence, include_md5=include_md5
+            download.store, series.images, names, progress, notices=notes, include_md5=include_md5
         )
         # NBIA sends no Content-Length; sending the exact one lets clients show progress,
         # tells them when a stream was cut short, and spares the chunked-encoding copy.
@@ -129,7 +124,7 @@ async def _zip(
             media_type="application/octet-stream",
             headers={**headers, "Content-Length": str(len(zs)), "Accept-Ranges": "none"},
         )
-    layout, tag = series_layout(series, names, licence)
+    layout, tag = series_layout(series, names, notes)
     rng, answer = _conditional(request, layout.size, tag)
     if answer is not None:
         return answer
@@ -148,7 +143,7 @@ async def _zip(
 async def get_image(
     request: Request, download: DownloadDep, principal: CurrentPrincipal
 ) -> Response:
-    """A zip of the series streamed from the public zone: LICENSE, the images
+    """A zip of the series streamed from the public zone: LICENSE, CITATION, the images
     (``NewFileNames=Yes`` for ``{acq}-{inst}.dcm``), ``md5hashes.csv`` with
     ``IncludeMD5=Yes``."""
     return await _zip(
@@ -156,7 +151,6 @@ async def get_image(
         download,
         principal,
         allowed=(SERIES, "NewFileNames", "IncludeMD5"),
-        with_licence=True,
     )
 
 
@@ -164,8 +158,9 @@ async def get_image(
 async def get_image_with_md5(
     request: Request, download: DownloadDep, principal: CurrentPrincipal
 ) -> Response:
-    """As getImage with ``IncludeMD5=Yes``, without the LICENSE entry (as NBIA v4)."""
-    return await _zip(request, download, principal, allowed=(SERIES,), with_licence=False, md5=True)
+    """As getImage with ``IncludeMD5=Yes``. NBIA v4 leaves LICENSE out here; every zip
+    of ours carries the collection's licence and citation."""
+    return await _zip(request, download, principal, allowed=(SERIES,), md5=True)
 
 
 @router.get("/getSingleImage")
