@@ -111,6 +111,8 @@ def router(ctx: ServiceContext) -> APIRouter:
                     description=body.description,
                     doi=body.doi,
                     require_id_map=body.require_id_map,
+                    citation=body.citation,
+                    data_usage_policy=body.data_usage_policy,
                     by=principal.subject,
                 )
         except (handlers.CollectionExists, IntegrityError):
@@ -150,6 +152,8 @@ def router(ctx: ServiceContext) -> APIRouter:
                 description=body.description,
                 doi=body.doi,
                 require_id_map=body.require_id_map,
+                citation=body.citation,
+                data_usage_policy=body.data_usage_policy,
             )
         return CollectionOut.of(c)
 

@@ -117,6 +117,8 @@ def collection_updated(c: Collection, source: str) -> Event:
         description=c.description,
         doi=c.doi,
         require_id_map=c.require_id_map,
+        citation=c.citation,
+        data_usage_policy=c.data_usage_policy,
     ).event(source, subject=c.name)
 
 
@@ -135,6 +137,8 @@ async def register_collection(
     doi: str,
     require_id_map: bool,
     by: str,
+    citation: str = "",
+    data_usage_policy: str = "",
 ) -> Collection:
     if await tx.session.get(Collection, name) is not None:
         raise CollectionExists(name)
@@ -148,6 +152,8 @@ async def register_collection(
         description=description,
         doi=doi,
         require_id_map=require_id_map,
+        citation=citation,
+        data_usage_policy=data_usage_policy,
         created_by=by,
         created_at=now,
         updated_at=now,

@@ -30,6 +30,10 @@ class CollectionCreate(BaseModel):
     description: str = Field("", max_length=20_000)
     doi: str = Field("", max_length=200)
     require_id_map: bool = False
+    citation: str = Field("", max_length=5_000, description="how to cite the collection")
+    data_usage_policy: str = Field(
+        "", max_length=500, description="URL of the data usage policy every copy passes on"
+    )
 
     @field_validator("name")
     @classmethod
@@ -45,6 +49,8 @@ class CollectionPatch(BaseModel):
     description: str | None = Field(None, max_length=20_000)
     doi: str | None = Field(None, max_length=200)
     require_id_map: bool | None = None
+    citation: str | None = Field(None, max_length=5_000)
+    data_usage_policy: str | None = Field(None, max_length=500)
 
 
 class CollectionOut(BaseModel):
@@ -54,6 +60,8 @@ class CollectionOut(BaseModel):
     description: str
     doi: str
     require_id_map: bool
+    citation: str = ""
+    data_usage_policy: str = ""
     created_at: datetime
     updated_at: datetime
 
@@ -66,6 +74,8 @@ class CollectionOut(BaseModel):
             description=c.description,
             doi=c.doi,
             require_id_map=c.require_id_map,
+            citation=c.citation,
+            data_usage_policy=c.data_usage_policy,
             created_at=utc(c.created_at),
             updated_at=utc(c.updated_at),
         )

@@ -24,6 +24,8 @@ async def test_manager_registers_a_collection_and_it_is_announced(intake: Platfo
         "description": "MR of the lung",
         "doi": "10.7937/abc",
         "require_id_map": True,
+        "citation": "Lung Group (2026). Lung-MR [Data set].",
+        "data_usage_policy": "https://archive.example.org/policy",
     }
     r = await intake.client.post(COLLECTIONS, json=body, headers=manager)
     assert r.status_code == 201, r.text
@@ -49,8 +51,8 @@ async def test_manager_registers_a_collection_and_it_is_announced(intake: Platfo
         "description": "MR of the lung",
         "doi": "10.7937/abc",
         "require_id_map": True,
-        "citation": "",
-        "data_usage_policy": "",
+        "citation": "Lung Group (2026). Lung-MR [Data set].",
+        "data_usage_policy": "https://archive.example.org/policy",
     }
     assert announced[0].source == "/site-a/intake"
 
@@ -135,6 +137,13 @@ async def test_collection_manager_patches_and_it_is_announced(intake: Platform) 
     )
     r = await intake.client.get(f"{COLLECTIONS}/Demo-CT", headers=manager)
     assert r.json()["access"] == "limited"
+    policy = "https://archive.example.org/policy-2"
+    r = await intake.client.patch(
+        f"{COLLECTIONS}/Demo-CT", json={"data_usage_policy": policy}, headers=manager
+    )
+    assert (r.json()["data_usage_policy"], r.json()["doi"]) == (policy, "10.1/x")
+    last = (await events(intake, CollectionUpdated.TYPE))[-1].payload(CollectionUpdated)
+    assert (last.data_usage_policy, last.doi) == (policy, "10.1/x")
 
 
 async def test_patch_needs_a_manager_of_that_collection(intake: Platform) -> None:
