@@ -30,7 +30,8 @@ def service_for_path(path: str) -> str | None:
     """The service that answers ``path``, or None when no service does.
 
     ``/nbia-api/oauth/...`` and ``/nbia-api/logout`` → auth; ``/nbia-api/services/...`` →
-    download for image endpoints, else catalog; ``/api/<service>/...`` → that service.
+    download for image endpoints, else catalog; ``/api/<service>/...`` → that service;
+    ``/curate/...`` (the curators' page) → qc.
     """
     parts = path.strip("/").split("/")
     if parts[:2] in (["nbia-api", "oauth"], ["nbia-api", "logout"]):
@@ -39,4 +40,6 @@ def service_for_path(path: str) -> str | None:
         return "download" if parts[-1] in DOWNLOAD_ENDPOINTS else "catalog"
     if len(parts) >= 2 and parts[0] == "api" and parts[1] in SERVICES:
         return parts[1]
+    if parts[0] == "curate":  # the curators' web page
+        return "qc"
     return None

@@ -110,14 +110,20 @@ def consumers(qc: Qc) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Qc]:
     # the routes name ``Qc`` (api/deps.py), so they are imported once it exists
-    from services.qc.api import collections, instances, series, workspace
+    from services.qc.api import collections, instances, page, series, workspace
 
     return ServiceSpec(
         name="qc",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(collections.router, workspace.router, series.router, instances.router),
+        routers=(
+            collections.router,
+            workspace.router,
+            series.router,
+            instances.router,
+            page.router,
+        ),
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,

@@ -34,6 +34,8 @@ from tests.harness import serving
         ("/api/deid/collections/X/profile", "deid"),
         ("/api/qc/collections/X/status", "qc"),
         ("/api/auth/.well-known/jwks.json", "auth"),
+        ("/curate/", "qc"),
+        ("/curate/static/app.js", "qc"),
         ("/api/nope/x", None),
         ("/etc/passwd", None),
     ],
