@@ -37,6 +37,10 @@ out = Console(soft_wrap=True)
 #: How often `submit` and `qc publish` send a request the gateway could not pass on.
 ATTEMPTS = 6
 
+from imarc.cli_qc import register as _register_qc  # noqa: E402
+
+_register_qc(qc_app)
+
 try:  # user, licence and grant administration, when the auth commands are installed
     from imarc.cli_auth import grants_app, licences_app, users_app
 
@@ -279,16 +283,21 @@ def qc_publish(
     series: Annotated[
         list[str] | None, typer.Option(help="Series UID (repeat); default all awaiting review.")
     ] = None,
+    override_findings: Annotated[
+        bool,
+        typer.Option(help="Publish series with residual-PHI findings too (audited; needs --why)."),
+    ] = False,
+    why: Annotated[
+        str, typer.Option(help="Why the findings are not PHI (kept in the audit).")
+    ] = "",
 ) -> None:
     """Approve and publish series into the public catalog."""
+    body: dict[str, Any] = {"series": series or []}
+    if override_findings:
+        body.update(override_findings=True, why=why)
     r = (
         api_client(ctx)
-        .request(
-            "POST",
-            f"/api/qc/collections/{collection}/publish",
-            json={"series": series or []},
-            attempts=ATTEMPTS,
-        )
+        .request("POST", f"/api/qc/collections/{collection}/publish", json=body, attempts=ATTEMPTS)
         .json()
     )
     published = r.get("published", [])

@@ -120,10 +120,27 @@ def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
     table = running.imarc("status", "--collection", "CLI-Test")
     assert "awaiting review" in table.stdout
 
+    scan = running.imarc("qc", "scan", "--collection", "CLI-Test")
+    assert "no residual-PHI findings in CLI-Test" in scan.stdout
     pub = running.imarc("qc", "publish", "--collection", "CLI-Test")
     assert "published 1 series" in pub.stdout
     status = json.loads(running.imarc("status", "--collection", "CLI-Test", "--json").stdout)
     assert status["published"] == 1
+
+    # the tag inventory of both zones, as CSV and JSON
+    csv_text = running.imarc(
+        "qc", "inventory", "--collection", "CLI-Test", "--format", "csv"
+    ).stdout
+    assert csv_text.startswith("device,section,path,element,vr,creator,value,count")
+    assert "00080060,Modality,CS,,CT,1" in csv_text
+    public = json.loads(
+        running.imarc(
+            "qc", "inventory", "--collection", "CLI-Test", "--zone", "public", "--format", "json"
+        ).stdout
+    )
+    assert {"element": "Modality", "value": "CT", "count": 1}.items() <= next(
+        r for r in public if r["element"] == "Modality"
+    ).items()
 
 
 def test_cli_errors_are_one_clear_sentence(running: Running) -> None:
