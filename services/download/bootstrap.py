@@ -69,14 +69,14 @@ def consumers(download: Download) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Download]:
     # the routes name ``Download`` (api/deps.py), so they are imported once it exists
-    from services.download.api import downloads, nbia
+    from services.download.api import baskets, downloads, files, manifests, nbia
 
     return ServiceSpec(
         name="download",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(nbia.router, downloads.router),
+        routers=(nbia.router, downloads.router, baskets.router, manifests.router, files.router),
         consumers=consumers,
         on_stop=stop,
     )

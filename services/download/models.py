@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import UTCDateTime
@@ -47,6 +47,9 @@ class Series(Base):
     collection: Mapped[str] = mapped_column(String(64), index=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
     patient_id: Mapped[str] = mapped_column(String(64), default="")
+    #: searchable attributes of the series (from its published headers)
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    body_part: Mapped[str | None] = mapped_column(String(64), nullable=True)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -65,6 +68,27 @@ class Instance(Base):
     acquisition_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: CRC-32 recorded when the object was written; with it a zip entry's header is known
     crc32: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Basket(Base):
+    """A list of series to download, kept under an id (no cap on its size)."""
+
+    __tablename__ = "baskets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    series_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BasketSeries(Base):
+    __tablename__ = "basket_series"
+
+    basket_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("baskets.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
 
 
 class DownloadRecord(Base):

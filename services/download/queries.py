@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.common.db import Database
 from services.common.security import Principal
-from services.download.domain import Image, Terms, nbia_order
-from services.download.models import Collection, DownloadRecord, Instance, Series
+from services.download.domain import Image, Terms, nbia_order, new_file_names
+from services.download.models import (
+    Basket,
+    BasketSeries,
+    Collection,
+    DownloadRecord,
+    Instance,
+    Series,
+)
+from services.download.schemas import SeriesSearch
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -24,6 +33,18 @@ class Readable:
     terms: Terms
     images: list[Image]
     released_at: datetime
+
+
+def _image(i: Instance) -> Image:
+    return Image(
+        i.sop_instance_uid,
+        i.key,
+        i.size,
+        i.sha256,
+        i.instance_number,
+        i.acquisition_number,
+        i.crc32,
+    )
 
 
 def terms_of(coll: Collection) -> Terms:
@@ -62,18 +83,7 @@ async def readable_series(
         instances = (await s.scalars(q)).all()
     if not instances:
         return None
-    images = nbia_order(
-        Image(
-            i.sop_instance_uid,
-            i.key,
-            i.size,
-            i.sha256,
-            i.instance_number,
-            i.acquisition_number,
-            i.crc32,
-        )
-        for i in instances
-    )
+    images = nbia_order(_image(i) for i in instances)
     return Readable(
         series.series_instance_uid,
         coll.name,
@@ -92,3 +102,104 @@ async def recent_downloads(db: Database, collection: str, limit: int) -> list[Do
             .limit(limit)
         )
         return list((await s.scalars(q)).all())
+
+
+async def search(db: Database, principal: Principal, criteria: SeriesSearch) -> list[str]:
+    """The published series matching every given criterion that the caller may read,
+    ordered by collection, patient, study and series. Text criteria match whole values,
+    case-insensitively (as NBIA's v4 filters)."""
+    q = (
+        select(
+            Series.series_instance_uid, Collection.name, Collection.access, Collection.licence_id
+        )
+        .join(Collection, Collection.name == Series.collection)
+        .where(Series.withdrawn_at.is_(None), Series.released_at.is_not(None))
+    )
+    for column, value in (
+        (Series.collection, criteria.collection),
+        (Series.patient_id, criteria.patient_id),
+        (Series.modality, criteria.modality),
+        (Series.body_part, criteria.body_part),
+    ):
+        if value:
+            q = q.where(func.upper(column) == value.strip().upper())
+    if criteria.study_instance_uid:
+        q = q.where(Series.study_instance_uid == criteria.study_instance_uid.strip())
+    q = q.order_by(
+        Series.collection, Series.patient_id, Series.study_instance_uid, Series.series_instance_uid
+    )
+    async with db.session() as s:
+        rows = (await s.execute(q)).all()
+    return [uid for uid, name, access, lic in rows if principal.can_read(name, access, lic)]
+
+
+async def basket(db: Database, basket_id: str) -> list[str] | None:
+    """The series of a basket in the order they were put in, or None for no such basket."""
+    async with db.session() as s:
+        if await s.get(Basket, basket_id) is None:
+            return None
+        rows = await s.scalars(
+            select(BasketSeries.series_instance_uid)
+            .where(BasketSeries.basket_id == basket_id)
+            .order_by(BasketSeries.position)
+        )
+        return list(rows)
+
+
+@dataclass(frozen=True)
+class SeriesFiles:
+    """A series a client may download, with what it needs to place and check each file."""
+
+    series_instance_uid: str
+    collection: str
+    patient_id: str
+    study_instance_uid: str
+    terms: Terms
+    names: list[str]
+    images: list[Image]
+
+
+async def series_files(
+    db: Database, principal: Principal, uids: Sequence[str]
+) -> tuple[list[SeriesFiles], list[str]]:
+    """The series among ``uids`` the caller may download, and the others (unknown,
+    withdrawn or restricted: not told apart)."""
+    wanted = list(dict.fromkeys(uids))
+    async with db.session() as s:
+        rows = (
+            await s.execute(
+                select(Series, Collection)
+                .join(Collection, Collection.name == Series.collection)
+                .where(Series.series_instance_uid.in_(wanted), Series.withdrawn_at.is_(None))
+            )
+        ).all()
+        readable = {
+            series.series_instance_uid: (series, coll)
+            for series, coll in rows
+            if principal.can_read(coll.name, coll.access, coll.licence_id)
+        }
+        instances = (
+            await s.scalars(select(Instance).where(Instance.series_instance_uid.in_(readable)))
+        ).all()
+    by_series: dict[str, list[Image]] = {}
+    for i in instances:
+        by_series.setdefault(i.series_instance_uid, []).append(_image(i))
+    found, missing = [], []
+    for uid in wanted:
+        if uid not in readable or uid not in by_series:
+            missing.append(uid)
+            continue
+        series, coll = readable[uid]
+        images = nbia_order(by_series[uid])
+        found.append(
+            SeriesFiles(
+                uid,
+                coll.name,
+                series.patient_id,
+                series.study_instance_uid,
+                terms_of(coll),
+                new_file_names(images),
+                images,
+            )
+        )
+    return found, missing

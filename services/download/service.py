@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
-from services.common.dicom_json import int_at
+from services.common.dicom_json import int_at, text
 from services.common.events import SeriesPublished, SeriesWithdrawn
 from services.common.messaging import UnitOfWork
 from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
@@ -20,7 +21,14 @@ from services.common.persistence import insert_ignore, table_of
 from services.common.projection import record_values
 from services.common.security import Principal
 from services.download.domain import ACQUISITION_NUMBER, INSTANCE_NUMBER, Image
-from services.download.models import Collection, DownloadRecord, Instance, Series
+from services.download.models import (
+    Basket,
+    BasketSeries,
+    Collection,
+    DownloadRecord,
+    Instance,
+    Series,
+)
 from services.download.queries import NEVER, Readable
 from services.download.streaming import Progress, in_thread
 from services.download.ziplayout import Entry, Layout, etag
@@ -59,6 +67,8 @@ async def series_published(uow: UnitOfWork, p: SeriesPublished) -> None:
     series.collection = p.collection.name
     series.study_instance_uid, series.patient_id = p.study_instance_uid, p.patient_id
     series.released_at, series.withdrawn_at = p.released_at, None
+    first = p.instances[0].header if p.instances else {}
+    series.modality, series.body_part = text(first, "Modality"), text(first, "BodyPartExamined")
     await s.execute(delete(Instance).where(Instance.series_instance_uid == uid))
     s.add_all(
         Instance(
@@ -87,6 +97,32 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
         return  # withdrawn before a later re-publication
     series.withdrawn_at = max(at, series.withdrawn_at or at)
     await s.execute(delete(Instance).where(Instance.series_instance_uid == uid))
+
+
+# -- baskets -----------------------------------------------------------------------------
+
+
+async def create_basket(download: Download, principal: Principal, series: Sequence[str]) -> str:
+    """Keep a list of series under a new id (every UID as given, once, in order: a basket
+    does not tell which series exist or are restricted). Returns the id."""
+    uids = list(dict.fromkeys(u.strip() for u in series if u.strip()))
+    basket_id = uuid.uuid4().hex
+    async with download.uow() as uow:
+        uow.session.add(
+            Basket(
+                id=basket_id,
+                owner=principal.subject,
+                series_count=len(uids),
+                created_at=datetime.now(UTC),
+            )
+        )
+        await uow.session.flush()
+        rows = [
+            {"basket_id": basket_id, "position": i, "series_instance_uid": uid}
+            for i, uid in enumerate(uids)
+        ]
+        await insert_ignore(uow.session, BasketSeries, rows)
+    return basket_id
 
 
 # -- sending -----------------------------------------------------------------------------
