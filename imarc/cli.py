@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from imarc import cli_run
+from imarc import cli_download, cli_run
 from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
 from imarc.local import admin_credentials_for, candidate_dirs
 
@@ -70,6 +70,7 @@ app.command()(cli_run.up)
 app.command()(cli_run.serve)
 app.command()(cli_run.migrate)
 app.command()(cli_run.stack)
+app.command("download")(cli_download.download)
 
 
 # -- using -----------------------------------------------------------------------

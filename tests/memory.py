@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from imarc.runtime import load_spec
 from services.common.app import create_app, provide
@@ -36,6 +37,7 @@ class InMemory:
     client: httpx.AsyncClient
     contexts: dict[str, ServiceContext]
     deps: dict[str, Any]
+    app: FastAPI
 
     async def publish(self, *events: Event) -> None:
         """Deliver ``events`` to every consumer, and what those emit in turn."""
@@ -105,7 +107,7 @@ async def in_memory(tmp_path: Path, services: Sequence[str]) -> AsyncIterator[In
     )
     try:
         async with client:
-            yield InMemory(bus, store, client, contexts, deps)
+            yield InMemory(bus, store, client, contexts, deps, app)
     finally:
         for spec in specs:
             if spec.on_stop:
