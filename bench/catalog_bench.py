@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydicom import examples
 
-from services.catalog import handlers
+from services.catalog import consumers
 from services.common.events import (
     CollectionUpdated,
     Event,
@@ -110,7 +110,7 @@ async def index(p: Platform, args: argparse.Namespace) -> list[str]:
         build += time.perf_counter() - t
         await ctx.messaging.apply_once(
             "catalog.on_series_published", event,
-            lambda sess, e=event: handlers.on_series_published(e, sess),
+            lambda uow, e=event: consumers.on_series_published(e, uow),
         )  # fmt: skip
         done += args.per_series
         if (s + 1) % max(1, n_series // 10) == 0:

@@ -1,40 +1,61 @@
-"""How the catalog plugs into a runtime: tables, migrations, routes and consumers."""
+"""Wires the catalog: its typed dependencies, tables, migrations, routes and consumers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 
-from services.catalog import api, handlers
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.catalog import consumers as on
 from services.catalog.models import metadata
+from services.common.db import Database
 from services.common.events import CollectionUpdated, SeriesPublished, SeriesWithdrawn
 from services.common.service import Consumer, ServiceContext, ServiceSpec
 
 
-def consumers(_: ServiceContext) -> list[Consumer]:
-    return [
+@dataclass
+class Catalog:
+    """What the catalog's routes work with."""
+
+    db: Database
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for the reads of one request (queries.py)."""
+        return self.db.engine.connect()
+
+
+def build(ctx: ServiceContext) -> Catalog:
+    return Catalog(ctx.db)
+
+
+def consumers(_: Catalog) -> Sequence[Consumer]:
+    return (
         Consumer(
-            "catalog.on_series_published",
-            (SeriesPublished.TYPE,),
-            handler=handlers.on_series_published,
+            "catalog.on_series_published", (SeriesPublished.TYPE,), handler=on.on_series_published
         ),
         Consumer(
-            "catalog.on_series_withdrawn",
-            (SeriesWithdrawn.TYPE,),
-            handler=handlers.on_series_withdrawn,
+            "catalog.on_series_withdrawn", (SeriesWithdrawn.TYPE,), handler=on.on_series_withdrawn
         ),
         Consumer(
             "catalog.on_collection_updated",
             (CollectionUpdated.TYPE,),
-            handler=handlers.on_collection_updated,
+            handler=on.on_collection_updated,
         ),
-    ]
+    )
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[Catalog]:
+    # the routes name ``Catalog`` (api/deps.py), so they are imported once it exists
+    from services.catalog.api import collections, patients, series, values
+
     return ServiceSpec(
         name="catalog",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
-        router=api.router,
+        build=build,
+        routers=(collections.router, values.router, patients.router, series.router),
         consumers=consumers,
     )

@@ -82,12 +82,14 @@ patients = Table(
     Index("ix_patients_collection_released", "collection", "last_released_at"),
 )
 
+# A study is keyed by its patient as well as its UID: the same StudyInstanceUID under two
+# patients (or in two collections) is two studies, each counting its own series.
 studies = Table(
     "studies",
     metadata,
+    Column("collection", String(64), primary_key=True),
+    Column("patient_id", String(64), primary_key=True),
     Column("study_instance_uid", String(64), primary_key=True),
-    Column("collection", String(64), nullable=False),
-    Column("patient_id", String(64), nullable=False),
     Column("study_date", Text),
     Column("study_description", Text),
     Column("admitting_diagnoses_description", Text),
@@ -97,7 +99,7 @@ studies = Table(
     Column("longitudinal_temporal_offset_from_event", Float),
     Column("series_count", Integer, nullable=False, default=0),
     Column("last_released_at", UTCDateTime()),
-    Index("ix_studies_collection_patient", "collection", "patient_id"),
+    Index("ix_studies_study_instance_uid", "study_instance_uid"),
 )
 
 series = Table(

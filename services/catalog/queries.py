@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog import domain
-from services.catalog.domain import CollectionInfo
+from services.catalog.domain import nbia
+from services.catalog.domain.collections import CollectionInfo
+from services.catalog.domain.dicom_tags import dicom_tag_rows
 from services.catalog.models import collections, instances, patients, series, studies
 from services.common.security import Principal
 
@@ -164,7 +165,7 @@ async def patients_(
     if released_since is not None:
         stmt = stmt.where(patients.c.last_released_at >= released_since)
     stmt = _scoped(stmt, patients, scope).order_by(patients.c.collection, patients.c.patient_id)
-    return [domain.patient_row(r) for r in (await conn.execute(stmt)).mappings()]
+    return [nbia.patient_row(r) for r in (await conn.execute(stmt)).mappings()]
 
 
 async def patient_ids_by_modality(conn: AsyncConnection, vis: Visible, args: Args) -> list[Row]:
@@ -176,12 +177,13 @@ async def patient_ids_by_modality(conn: AsyncConnection, vis: Visible, args: Arg
     return [{"PatientId": p, "Authorized": 1} for p in (await conn.execute(stmt)).scalars().all()]
 
 
-_study_join = studies.join(
-    patients,
-    and_(
-        patients.c.collection == studies.c.collection, patients.c.patient_id == studies.c.patient_id
-    ),
-)
+def _of_patient(table: Any) -> ColumnElement[bool]:
+    return and_(
+        patients.c.collection == table.c.collection, patients.c.patient_id == table.c.patient_id
+    )
+
+
+_study_join = studies.join(patients, _of_patient(studies))
 
 
 async def studies_(
@@ -193,6 +195,7 @@ async def studies_(
     stmt = select(
         studies,
         patients.c.patient_name, patients.c.patient_sex, patients.c.ethnic_group,
+        patients.c.species_code, patients.c.species_description,
     ).select_from(_study_join)  # fmt: skip
     stmt = stmt.where(
         *_filters(
@@ -204,7 +207,7 @@ async def studies_(
     stmt = _scoped(stmt, studies, scope).order_by(
         studies.c.collection, studies.c.patient_id, studies.c.study_instance_uid
     )
-    return [domain.study_row(r) for r in (await conn.execute(stmt)).mappings()]
+    return [nbia.study_row(r) for r in (await conn.execute(stmt)).mappings()]
 
 
 # -- series ------------------------------------------------------------------------------
@@ -232,16 +235,16 @@ async def series_(
         c = series.c
         stmt = listing(c.collection, c.nbia_version, c.nbia_head, c.nbia_tail)
         parts = (await conn.execute(stmt)).all()
-        if all(version == domain.SERIES_JSON_VERSION for _, version, _, _ in parts):
+        if all(version == nbia.SERIES_JSON_VERSION for _, version, _, _ in parts):
             names = {p[0] for p in parts}
-            licences = {n: domain.licence_members(vis.info(n)) for n in names}
-            return domain.series_json((head, licences[n], tail) for n, _, head, tail in parts)
+            licences = {n: nbia.licence_members(vis.info(n)) for n in names}
+            return nbia.series_json((head, licences[n], tail) for n, _, head, tail in parts)
     info = vis.collections
     rows = (await conn.execute(listing(series))).mappings()
-    return [domain.series_row(r, info[r["collection"]]) for r in rows]
+    return [nbia.series_row(r, info[r["collection"]]) for r in rows]
 
 
-async def one_series(conn: AsyncConnection, vis: Visible, uid: str) -> domain.Record | None:
+async def one_series(conn: AsyncConnection, vis: Visible, uid: str) -> nbia.Record | None:
     """A series the caller may see, or None (an unreadable series is as good as absent)."""
     row = (
         (await conn.execute(select(series).where(series.c.series_instance_uid == uid)))
@@ -286,15 +289,17 @@ async def dicom_tags(conn: AsyncConnection, vis: Visible, uid: str) -> list[Row]
         .limit(1)
     )
     header = (await conn.execute(stmt)).scalar()
-    return domain.dicom_tag_rows(header) if header else []
+    return dicom_tag_rows(header) if header else []
 
 
-_metadata_join = series.join(
-    patients,
+_metadata_join = series.join(patients, _of_patient(series)).join(
+    studies,
     and_(
-        patients.c.collection == series.c.collection, patients.c.patient_id == series.c.patient_id
+        studies.c.collection == series.c.collection,
+        studies.c.patient_id == series.c.patient_id,
+        studies.c.study_instance_uid == series.c.study_instance_uid,
     ),
-).join(studies, studies.c.study_instance_uid == series.c.study_instance_uid)
+)
 
 
 async def series_metadata(conn: AsyncConnection, vis: Visible, uids: Sequence[str]) -> list[Row]:
@@ -314,9 +319,7 @@ async def series_metadata(conn: AsyncConnection, vis: Visible, uids: Sequence[st
         chunk = uids[i : i + CHUNK]
         result = await conn.execute(stmt.where(series.c.series_instance_uid.in_(chunk)))
         for r in result.mappings():
-            found[r["series_instance_uid"]] = domain.series_metadata_row(
-                r, vis.info(r["collection"])
-            )
+            found[r["series_instance_uid"]] = nbia.series_metadata_row(r, vis.info(r["collection"]))
     # in the order asked for
     return [found[u] for u in uids if u in found]
 
@@ -327,17 +330,7 @@ async def series_metadata(conn: AsyncConnection, vis: Visible, uids: Sequence[st
 def collection_descriptions(vis: Visible, args: Args) -> list[Row]:
     wanted = args.get("collectionName")
     names = vis.scope(wanted) if wanted else sorted(vis.collections)
-    return [
-        domain.without_nulls(
-            {
-                "collectionName": c.name,
-                "description": c.description or None,
-                "descriptionURI": c.doi_url,
-                "id": c.id,
-            }
-        )
-        for c in (vis.info(n) for n in sorted(names or ()))
-    ]
+    return [nbia.collection_description_row(vis.info(n)) for n in sorted(names or ())]
 
 
 async def collection_summaries(conn: AsyncConnection, vis: Visible) -> list[dict[str, Any]]:
@@ -349,7 +342,6 @@ async def collection_summaries(conn: AsyncConnection, vis: Visible) -> list[dict
         select(
             series.c.collection,
             func.count().label("series"),
-            func.count(series.c.study_instance_uid.distinct()).label("studies"),
             func.coalesce(func.sum(series.c.image_count), 0).label("images"),
             func.coalesce(func.sum(series.c.file_size), 0).label("size"),
             func.max(series.c.released_at).label("last_released_at"),
@@ -357,15 +349,14 @@ async def collection_summaries(conn: AsyncConnection, vis: Visible) -> list[dict
         series,
         scope,
     )
-    per_patient = _scoped(
-        select(patients.c.collection, func.count().label("patients")).group_by(
-            patients.c.collection
-        ),
-        patients,
-        scope,
-    )
+
+    async def rows_per_collection(table: Any) -> dict[str, int]:
+        stmt = select(table.c.collection, func.count()).group_by(table.c.collection)
+        return {c: n for c, n in (await conn.execute(_scoped(stmt, table, scope))).all()}
+
     counts = {r["collection"]: r for r in (await conn.execute(per_series)).mappings()}
-    people = {c: n for c, n in (await conn.execute(per_patient)).all()}
+    people = await rows_per_collection(patients)
+    studied = await rows_per_collection(studies)
     out = []
     for name in sorted(vis.collections):
         c = vis.info(name)
@@ -378,13 +369,11 @@ async def collection_summaries(conn: AsyncConnection, vis: Visible) -> list[dict
                 "access": c.access,
                 "licence": {"id": c.licence_id, "name": c.licence_name, "url": c.licence_url},
                 "patients": people.get(name, 0),
-                "studies": n.get("studies", 0),
+                "studies": studied.get(name, 0),
                 "series": n.get("series", 0),
                 "images": int(n.get("images", 0)),
                 "size": int(n.get("size", 0)),
-                "last_released_at": domain.utc(last)
-                if (last := n.get("last_released_at"))
-                else None,
+                "last_released_at": n.get("last_released_at"),
             }
         )
     return out

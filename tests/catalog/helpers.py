@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydicom import Dataset, examples
 from pydicom.uid import generate_uid
 
+from services.common.bus import topic_matches
 from services.common.events import (
     CollectionUpdated,
     Event,
@@ -26,11 +27,6 @@ CC_BY = Licence(
 TCIA_RESTRICTED = Licence(
     id="tcia-restricted", name="TCIA Restricted", url="https://www.cancerimagingarchive.net/r"
 )
-QUEUES = {
-    SeriesPublished.TYPE: "catalog.on_series_published",
-    SeriesWithdrawn.TYPE: "catalog.on_series_withdrawn",
-    CollectionUpdated.TYPE: "catalog.on_collection_updated",
-}
 
 
 def collection(
@@ -135,14 +131,15 @@ def withdrawn(coll: str, series_uid: str) -> Event:
 
 
 async def deliver(p: Platform, *events: Event) -> None:
-    """Publish events on the platform's bus and wait until the catalog has applied each."""
-    await p.runtime.bus.publish(list(events))
+    """Apply ``events`` in order through the consumers the catalog's bootstrap subscribes,
+    each in its unit of work with the inbox record, as the bus delivers them (tests/e2e
+    go through the real buses)."""
+    (spec,) = [s for s in p.runtime.specs if s.name == "catalog"]
     messaging = p.runtime.contexts["catalog"].messaging
-
-    async def applied() -> bool:
-        for e in events:
-            if not await messaging.seen(QUEUES[e.type], e.id):
-                return False
-        return True
-
-    await p.wait_until(applied, timeout=20, what="the catalog to apply the events")
+    consumers = spec.consumers(p.runtime.deps["catalog"])
+    for event in events:
+        bound = [c for c in consumers if any(topic_matches(t, event.type) for t in c.patterns)]
+        assert bound, f"the catalog consumes no {event.type}"
+        for c in bound:
+            assert c.handler is not None
+            await messaging.idempotent(c.queue, c.handler)(event)

@@ -8,8 +8,11 @@ import pytest
 from pydicom import Dataset, examples
 from pydicom.sequence import Sequence
 
-from services.catalog import domain
-from services.catalog.domain import CollectionInfo
+from services.catalog.domain import formats, nbia
+from services.catalog.domain.collections import CollectionInfo
+from services.catalog.domain.dicom_tags import dicom_tag_rows
+from services.catalog.domain.indexing import index_series
+from services.common.dicom_json import dicom_date
 from services.common.events import SeriesPublished
 from tests.catalog import helpers as h
 
@@ -21,7 +24,7 @@ def payload(datasets: list[Dataset]) -> SeriesPublished:
 def test_index_series_reads_the_headers() -> None:
     ct = h.ct(3, patient_id="DEMO-0007")
     when = datetime(2024, 1, 2, 3, 4, tzinfo=UTC)
-    idx = domain.index_series(payload(ct), when)
+    idx = index_series(payload(ct), when)
     s = idx.series
     assert s["series_instance_uid"] == ct[0].SeriesInstanceUID
     assert s["modality"] == "CT"
@@ -39,7 +42,7 @@ def test_a_sop_instance_listed_twice_counts_once() -> None:
     ct = h.ct(2)
     p = payload(ct)
     p.instances.append(p.instances[0])
-    assert domain.index_series(p, datetime.now(UTC)).series["image_count"] == 2
+    assert index_series(p, datetime.now(UTC)).series["image_count"] == 2
 
 
 def test_distinct_slice_thickness_and_species() -> None:
@@ -49,7 +52,7 @@ def test_distinct_slice_thickness_and_species() -> None:
     species.CodeValue, species.CodeMeaning = "447612001", "Mus musculus"
     for ds in ct:
         ds.PatientSpeciesCodeSequence = Sequence([species])
-    idx = domain.index_series(payload(ct), datetime.now(UTC))
+    idx = index_series(payload(ct), datetime.now(UTC))
     assert idx.series["slice_thickness"] == "5.0, 2.5"
     assert (idx.patient["species_code"], idx.patient["species_description"]) == (
         "447612001", "Mus musculus",
@@ -62,14 +65,14 @@ def test_distinct_slice_thickness_and_species() -> None:
 )
 def test_dicom_dates(raw: str, expected: str | None) -> None:
     header = {"00080020": {"vr": "DA", "Value": [raw] if raw else []}}
-    assert domain.dicom_date(header, "StudyDate") == expected
+    assert dicom_date(header, "StudyDate") == expected
 
 
 def test_nbia_dates() -> None:
-    assert domain.nbia_date("20230807") == "08-07-2023"
-    assert domain.nbia_day(datetime(2023, 8, 7, 23, 59)) == "08-07-2023"
-    assert domain.parse_nbia_date("08-01-2023") == datetime(2023, 8, 1, tzinfo=UTC)
-    assert domain.parse_nbia_date("2023/08/01") is None
+    assert nbia.nbia_date("20230807") == "08-07-2023"
+    assert nbia.nbia_day(datetime(2023, 8, 7, 23, 59)) == "08-07-2023"
+    assert nbia.parse_nbia_date("08-01-2023") == datetime(2023, 8, 1, tzinfo=UTC)
+    assert nbia.parse_nbia_date("2023/08/01") is None
 
 
 @pytest.mark.parametrize(
@@ -86,24 +89,24 @@ def test_data_description_uri(doi: str, url: str | None) -> None:
 
 
 def test_series_uid_list_strips_like_nbia() -> None:
-    assert domain.series_uid_list(['"1.2.3", 1.2.4', "1.2.3", " x1.2.5;"]) == [
+    assert nbia.series_uid_list(['"1.2.3", 1.2.4', "1.2.3", " x1.2.5;"]) == [
         "1.2.3", "1.2.4", "1.2.5",
     ]  # fmt: skip
 
 
 def test_unknown_parameter_message() -> None:
-    assert domain.unknown_parameter(["Collection"], ("Collection", "format")) is None
-    assert domain.unknown_parameter(["Collection", "x"], ("Collection",)) == (
+    assert nbia.unknown_parameter(["Collection"], ("Collection", "format")) is None
+    assert nbia.unknown_parameter(["Collection", "x"], ("Collection",)) == (
         "Invalid query parameter: 'x'. Allowed parameters are: [Collection]"
     )
 
 
 def test_render_csv_quoting_and_empty_body() -> None:
     rows = [{"A": "x", "B": 1}, {"A": "y"}]
-    assert domain.render(rows, ("A", "B"), "csv").body == '"A","B"\n"x","1"\n"y",""\n'
-    assert domain.render([{"A": "x"}], ("A",), "csv").body == "A\nx\n"
-    assert domain.render([], ("A",), "json").body == ""
-    assert domain.render(rows, ("A", "B"), "json").body == b'[{"A":"x","B":1},{"A":"y"}]'
+    assert formats.render(rows, ("A", "B"), "csv").body == '"A","B"\n"x","1"\n"y",""\n'
+    assert formats.render([{"A": "x"}], ("A",), "csv").body == "A\nx\n"
+    assert formats.render([], ("A",), "json").body == ""
+    assert formats.render(rows, ("A", "B"), "json").body == b'[{"A":"x","B":1},{"A":"y"}]'
 
 
 def _seg_header() -> dict:
@@ -121,7 +124,7 @@ def _seg_header() -> dict:
 
 
 def test_dicom_tags_seg_layout_for_get_seg_ref_series() -> None:
-    rows = domain.dicom_tag_rows(_seg_header())
+    rows = dicom_tag_rows(_seg_header())
     elements = [r["element"] for r in rows]
     start = elements.index("(0008,1115)")
     assert rows[start]["name"] == "Referenced Series Sequence"
@@ -144,7 +147,7 @@ def test_dicom_tags_rtstruct_nesting() -> None:
     frame.RTReferencedStudySequence = Sequence([study])
     ds = Dataset()
     ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
-    elements = [r["element"] for r in domain.dicom_tag_rows(h.header(ds))]
+    elements = [r["element"] for r in dicom_tag_rows(h.header(ds))]
     i = elements.index(">>(3006,0014)")
     assert elements[i + 1] == ">>>(0020,000E)"
 
@@ -152,9 +155,9 @@ def test_dicom_tags_rtstruct_nesting() -> None:
 def test_stored_series_json_equals_the_rendered_rows() -> None:
     """The getSeries JSON assembled from stored parts is byte for byte what rendering the
     row would give, for a collection with and without licence fields."""
-    idx = domain.index_series(payload(h.ct(2)), datetime.now(UTC))
+    idx = index_series(payload(h.ct(2)), datetime.now(UTC))
     s = idx.series
-    assert s["nbia_version"] == domain.SERIES_JSON_VERSION
+    assert s["nbia_version"] == nbia.SERIES_JSON_VERSION
     for coll in (
         CollectionInfo(
             id=1, name="Demo-CT", licence_name="CC BY 4.0", licence_url="u", doi="10.1/x"
@@ -162,7 +165,7 @@ def test_stored_series_json_equals_the_rendered_rows() -> None:
         CollectionInfo(id=1, name="Demo-CT", licence_name="CC BY 4.0"),
         CollectionInfo(id=1, name="Demo-CT"),
     ):
-        parts = [(s["nbia_head"], domain.licence_members(coll), s["nbia_tail"])] * 2
-        expected = domain.render([domain.series_row(s, coll)] * 2, domain.SERIES_COLS).body
-        assert domain.series_json(parts) == expected
-    assert domain.series_json([]) == b""
+        parts = [(s["nbia_head"], nbia.licence_members(coll), s["nbia_tail"])] * 2
+        expected = formats.render([nbia.series_row(s, coll)] * 2, nbia.SERIES_COLS).body
+        assert nbia.series_json(parts) == expected
+    assert nbia.series_json([]) == b""

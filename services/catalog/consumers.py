@@ -1,0 +1,27 @@
+"""The catalog's event consumers: publications, withdrawals and collection records.
+
+Each runs in one unit of work with its inbox record and emits nothing."""
+
+from __future__ import annotations
+
+from services.catalog import service
+from services.catalog.models import collections
+from services.common.events import Event, SeriesPublished, SeriesWithdrawn
+from services.common.messaging import UnitOfWork
+from services.common.projection import project_collection
+
+
+async def on_series_published(event: Event, uow: UnitOfWork) -> list[Event]:
+    await service.series_published(uow, event.payload(SeriesPublished), event.time)
+    return []
+
+
+async def on_series_withdrawn(event: Event, uow: UnitOfWork) -> list[Event]:
+    await service.series_withdrawn(uow, event.payload(SeriesWithdrawn), event.time)
+    return []
+
+
+async def on_collection_updated(event: Event, uow: UnitOfWork) -> list[Event]:
+    """Keep the collection's record (the newest announcement wins)."""
+    await project_collection(uow.session, collections, event)
+    return []
