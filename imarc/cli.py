@@ -132,28 +132,85 @@ def collections_create(
     licence: Annotated[
         str, typer.Option("--licence", "--license", help="Licence id, e.g. CC-BY-4.0.")
     ],
-    access: Annotated[str, typer.Option(help="public or limited.")] = "public",
+    access: Annotated[str | None, typer.Option(help="public (default) or limited.")] = None,
     description: Annotated[str, typer.Option(help="What the collection holds.")] = "",
     doi: Annotated[str, typer.Option(help="Data DOI, e.g. 10.7937/xyz.")] = "",
+    citation: Annotated[str, typer.Option(help="How to cite the collection.")] = "",
+    data_usage_policy: Annotated[
+        str, typer.Option(help="URL of the data usage policy every copy passes on.")
+    ] = "",
     require_id_map: Annotated[
         bool, typer.Option(help="Hold patients missing from the ID map.")
     ] = False,
+    face_reconstructable: Annotated[
+        bool,
+        typer.Option(help="Head/neck CT or MR a face could be rebuilt from: always limited."),
+    ] = False,
 ) -> None:
     """Register a collection that sites can submit to."""
-    if access not in ("public", "limited"):
+    if access not in (None, "public", "limited"):
         fail("--access must be public or limited")
     api = api_client(ctx)
-    body = {
+    body: dict[str, Any] = {
         "name": name,
+        "licence": licence,
+        "description": description,
+        "doi": doi,
+        "citation": citation,
+        "data_usage_policy": data_usage_policy,
+        "require_id_map": require_id_map,
+        "face_reconstructable": face_reconstructable,
+    }
+    if access is not None:
+        body["access"] = access
+    c = api.post("/api/intake/collections", json=body).json()
+    lic = c.get("licence") or {}
+    out.print(
+        f"created collection {c.get('name', name)} ({c.get('access')}, "
+        f"{lic.get('name') or licence})"
+    )
+
+
+@collections_app.command("update")
+def collections_update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    licence: Annotated[
+        str | None, typer.Option("--licence", "--license", help="Licence id.")
+    ] = None,
+    access: Annotated[str | None, typer.Option(help="public or limited.")] = None,
+    description: Annotated[str | None, typer.Option(help="What the collection holds.")] = None,
+    doi: Annotated[str | None, typer.Option(help="Data DOI.")] = None,
+    citation: Annotated[str | None, typer.Option(help="How to cite the collection.")] = None,
+    data_usage_policy: Annotated[
+        str | None, typer.Option(help="URL of the data usage policy.")
+    ] = None,
+    face_reconstructable: Annotated[
+        bool | None,
+        typer.Option(
+            "--face-reconstructable/--not-face-reconstructable",
+            help="Head/neck CT or MR a face could be rebuilt from (makes it limited).",
+        ),
+    ] = None,
+) -> None:
+    """Change a collection's licence, access, description, DOI, citation or flags."""
+    if access not in (None, "public", "limited"):
+        fail("--access must be public or limited")
+    changes = {
         "licence": licence,
         "access": access,
         "description": description,
         "doi": doi,
-        "require_id_map": require_id_map,
+        "citation": citation,
+        "data_usage_policy": data_usage_policy,
+        "face_reconstructable": face_reconstructable,
     }
-    c = api.post("/api/intake/collections", json=body).json()
-    lic = c.get("licence") or {}
-    out.print(f"created collection {c.get('name', name)} ({access}, {lic.get('name') or licence})")
+    body = {k: v for k, v in changes.items() if v is not None}
+    if not body:
+        fail("nothing to change: give at least one option (see imarc collections update --help)")
+    c = api_client(ctx).patch(f"/api/intake/collections/{name}", json=body).json()
+    flags = " (face reconstructable)" if c.get("face_reconstructable") else ""
+    out.print(f"updated collection {c.get('name', name)}: {c.get('access')}{flags}")
 
 
 @collections_app.command("list")

@@ -84,6 +84,8 @@ class CollectionUpdated(Payload):
     citation: str = ""
     #: the data usage policy every copy must pass on (a URL)
     data_usage_policy: str = ""
+    #: head/neck CT or MR that could be reconstructed into a face: always limited access
+    face_reconstructable: bool = False
 
 
 class InstanceReceived(Payload):

@@ -100,6 +100,12 @@ def router(ctx: ServiceContext) -> APIRouter:
         if not principal.can_manage():
             raise forbid("create collections")
         try:
+            access = domain.access_with_face_policy(
+                body.access, body.face_reconstructable, asked="access" in body.model_fields_set
+            )
+        except ValueError as e:
+            raise HTTPException(409, str(e)) from None
+        try:
             async with ctx.messaging.transaction() as tx:
                 licence = await _licence(tx.session, body.licence)
                 c = await handlers.register_collection(
@@ -107,12 +113,13 @@ def router(ctx: ServiceContext) -> APIRouter:
                     ctx.source,
                     name=body.name,
                     licence=licence,
-                    access=body.access,
+                    access=access,
                     description=body.description,
                     doi=body.doi,
                     require_id_map=body.require_id_map,
                     citation=body.citation,
                     data_usage_policy=body.data_usage_policy,
+                    face_reconstructable=body.face_reconstructable,
                     by=principal.subject,
                 )
         except (handlers.CollectionExists, IntegrityError):
@@ -143,18 +150,22 @@ def router(ctx: ServiceContext) -> APIRouter:
             licence = None
             if body.licence is not None:
                 licence = await _licence(tx.session, body.licence)
-            c = await handlers.update_collection(
-                tx,
-                ctx.source,
-                c,
-                licence=licence,
-                access=body.access,
-                description=body.description,
-                doi=body.doi,
-                require_id_map=body.require_id_map,
-                citation=body.citation,
-                data_usage_policy=body.data_usage_policy,
-            )
+            try:
+                c = await handlers.update_collection(
+                    tx,
+                    ctx.source,
+                    c,
+                    licence=licence,
+                    access=body.access,
+                    description=body.description,
+                    doi=body.doi,
+                    require_id_map=body.require_id_map,
+                    citation=body.citation,
+                    data_usage_policy=body.data_usage_policy,
+                    face_reconstructable=body.face_reconstructable,
+                )
+            except ValueError as e:  # nothing of the change is kept (the transaction rolls back)
+                raise HTTPException(409, str(e)) from None
         return CollectionOut.of(c)
 
     @r.post(

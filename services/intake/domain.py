@@ -355,3 +355,25 @@ def zip_too_large(unpacked: int, limit: int) -> str | None:
         f"this zip unpacks to {unpacked} bytes, more than the {limit} bytes this site accepts "
         "at once (IMARC_INTAKE_MAX_UPLOAD_BYTES); send it as several smaller zips"
     )
+
+
+#: TCIA's policy for head and neck imaging from which a face could be reconstructed.
+FACE_POLICY = (
+    "head and neck CT or MR that could be reconstructed into a face is always limited access"
+)
+
+
+def access_with_face_policy(access: str, face_reconstructable: bool, asked: bool) -> str:
+    """The access a collection gets: a face-reconstructable collection is limited access.
+
+    ``asked`` says whether the caller named ``access`` (rather than taking the default); a
+    request that names public access for a face-reconstructable collection is refused
+    (ValueError with the sentence to show)."""
+    if not face_reconstructable:
+        return access
+    if asked and access == "public":
+        raise ValueError(
+            f"{FACE_POLICY}: a collection marked face_reconstructable cannot be public; "
+            "leave access out (it becomes limited) or unmark the collection"
+        )
+    return "limited"

@@ -119,6 +119,7 @@ def collection_updated(c: Collection, source: str) -> Event:
         require_id_map=c.require_id_map,
         citation=c.citation,
         data_usage_policy=c.data_usage_policy,
+        face_reconstructable=c.face_reconstructable,
     ).event(source, subject=c.name)
 
 
@@ -139,6 +140,7 @@ async def register_collection(
     by: str,
     citation: str = "",
     data_usage_policy: str = "",
+    face_reconstructable: bool = False,
 ) -> Collection:
     if await tx.session.get(Collection, name) is not None:
         raise CollectionExists(name)
@@ -154,6 +156,7 @@ async def register_collection(
         require_id_map=require_id_map,
         citation=citation,
         data_usage_policy=data_usage_policy,
+        face_reconstructable=face_reconstructable,
         created_by=by,
         created_at=now,
         updated_at=now,
@@ -167,12 +170,16 @@ async def register_collection(
 async def update_collection(
     tx: Transaction, source: str, c: Collection, *, licence: Licence | None, **changes: Any
 ) -> Collection:
-    """Apply the given changes (None means unchanged) and announce the new record."""
+    """Apply the given changes (None means unchanged) and announce the new record.
+    Raises ValueError when the changes would make a face-reconstructable collection public."""
     if licence is not None:
         c.licence_id, c.licence_name, c.licence_url = licence.id, licence.name, licence.url
     for field, value in changes.items():
         if value is not None:
             setattr(c, field, value)
+    c.access = domain.access_with_face_policy(
+        c.access, c.face_reconstructable, asked=changes.get("access") is not None
+    )
     c.updated_at = datetime.now(UTC)
     tx.session.add(c)
     await tx.session.flush()

@@ -36,6 +36,7 @@ class Collection(Base):
     require_id_map: Mapped[bool] = mapped_column(Boolean, default=False)
     citation: Mapped[str] = mapped_column(Text, default="")
     data_usage_policy: Mapped[str] = mapped_column(String(500), default="")
+    face_reconstructable: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -34,6 +34,11 @@ class CollectionCreate(BaseModel):
     data_usage_policy: str = Field(
         "", max_length=500, description="URL of the data usage policy every copy passes on"
     )
+    face_reconstructable: bool = Field(
+        False,
+        description="head/neck CT or MR from which a face could be reconstructed; such a "
+        "collection is always limited access (TCIA's policy)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -51,6 +56,7 @@ class CollectionPatch(BaseModel):
     require_id_map: bool | None = None
     citation: str | None = Field(None, max_length=5_000)
     data_usage_policy: str | None = Field(None, max_length=500)
+    face_reconstructable: bool | None = None
 
 
 class CollectionOut(BaseModel):
@@ -62,6 +68,7 @@ class CollectionOut(BaseModel):
     require_id_map: bool
     citation: str = ""
     data_usage_policy: str = ""
+    face_reconstructable: bool = False
     created_at: datetime
     updated_at: datetime
 
@@ -76,6 +83,7 @@ class CollectionOut(BaseModel):
             require_id_map=c.require_id_map,
             citation=c.citation,
             data_usage_policy=c.data_usage_policy,
+            face_reconstructable=c.face_reconstructable,
             created_at=utc(c.created_at),
             updated_at=utc(c.updated_at),
         )

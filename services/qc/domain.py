@@ -9,12 +9,14 @@ C.12.1), so a re-sent instance replaces its record rather than being counted twi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from services.common.app import Conflict, Forbidden, NotFound
+from services.common.dicom_json import Header, integer, number, text
 
 __all__ = ["Conflict", "Forbidden", "NotFound"]
 
@@ -89,6 +91,7 @@ class SeriesSummary:
     publishable: int  # instances with a curation object (awaiting or already published)
     findings: int = 0  # residual-PHI findings of deid's scan in its instances
     approved: bool = False  # the submitter approved it (when the collection asks for that)
+    face: str | None = None  # why it could be reconstructed into a face (head/neck CT, MR)
 
 
 def default_selection(series: Iterable[SeriesSummary]) -> list[str]:
@@ -130,13 +133,24 @@ def check_requested(
 
 
 def publish_blockers(
-    series: Iterable[SeriesSummary], *, override_findings: bool, approval_required: bool
+    series: Iterable[SeriesSummary],
+    *,
+    override_findings: bool,
+    approval_required: bool,
+    public: bool = False,
 ) -> dict[str, str]:
     """The series of a selection that must not be published yet, each with the sentence
-    that says why and what to do."""
+    that says why and what to do. ``public``: the collection is open to anyone."""
     out: dict[str, str] = {}
     for s in series:
-        if s.findings and not override_findings:
+        if public and s.face:
+            out[s.series_instance_uid] = (
+                f"series {s.series_instance_uid} is head or neck imaging that could be "
+                f"reconstructed into a face ({s.face}), and {s.collection} is public: such "
+                "series are limited access; mark the collection face_reconstructable "
+                f"(imarc collections update {s.collection} --face-reconstructable) first"
+            )
+        elif s.findings and not override_findings:
             out[s.series_instance_uid] = (
                 f"series {s.series_instance_uid} has {s.findings} residual-PHI finding(s); "
                 "fix the profile and de-identify it again, or publish it with "
@@ -170,6 +184,68 @@ class SeriesFilter:
             and (self.flagged is None or bool(findings) == self.flagged)
             and (not self.series or uid in self.series)
         )
+
+
+#: Modalities from which a face can be reconstructed (surface rendering of CT or MR).
+FACE_MODALITIES = frozenset({"CT", "MR"})
+#: Words of BodyPartExamined (PS3.16 Annex L) and descriptions that name the head or neck.
+HEAD_AND_NECK = frozenset(
+    [
+        "HEAD",
+        "NECK",
+        "HEADNECK",
+        "BRAIN",
+        "SKULL",
+        "FACE",
+        "FACIAL",
+        "SINUS",
+        "SINUSES",
+        "PARANASALSINUS",
+        "ORBIT",
+        "ORBITS",
+        "CRANIUM",
+        "CRANIAL",
+        "LARYNX",
+        "PHARYNX",
+        "NASOPHARYNX",
+        "OROPHARYNX",
+        "MANDIBLE",
+        "MAXILLA",
+        "JAW",
+        "TMJ",
+        "H&N",
+    ]
+)
+
+
+def _words(text: str | None) -> set[str]:
+    return set(re.findall(r"[A-Z&]+", (text or "").upper()))
+
+
+def face_reason(modality: str, header: Header) -> str | None:
+    """Why a series could be reconstructed into a face (TCIA's head and neck policy), or
+    None: head or neck CT/MR named by BodyPartExamined or the study or series description."""
+    if modality.upper() not in FACE_MODALITIES:
+        return None
+    for keyword in ("BodyPartExamined", "StudyDescription", "SeriesDescription"):
+        found = _words(text(header, keyword)) & HEAD_AND_NECK
+        if found:
+            return f"{keyword} says {sorted(found)[0]}"
+    return None
+
+
+def face_geometry_hint(modality: str, header: Header) -> str | None:
+    """A weaker sign, for a suggestion only: thin axial slices over a head-sized field."""
+    if modality.upper() not in FACE_MODALITIES:
+        return None
+    spacing, columns = number(header, "PixelSpacing"), integer(header, "Columns")
+    thickness = number(header, "SliceThickness")
+    if spacing is None or columns is None or thickness is None:
+        return None
+    fov = spacing * columns
+    if 150 <= fov <= 260 and thickness <= 3:
+        return f"a {fov:.0f} mm field of view with {thickness:g} mm slices, like a head"
+    return None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from sqlalchemy import case, func, or_, select
 
 from services.common.db import Database
 from services.common.events import CollectionUpdated
-from services.qc.domain import NotFound, ReviewState, SeriesSummary, Stage
+from services.qc.domain import NotFound, ReviewState, SeriesSummary, Stage, face_reason
 from services.qc.models import Approval, Collection, CurationSettings, Finding, Instance, Series
 from services.qc.schemas import CollectionStatus, SeriesOut
 
@@ -125,6 +125,22 @@ async def publish_candidates(
                 )
             ).all()
         )
+        # one header per series (its instances agree on body part and descriptions)
+        first = (
+            select(func.min(Instance.instance_id))
+            .where(Instance.collection == collection, Instance.stage.in_(CURATED))
+            .group_by(Instance.series_instance_uid)
+        )
+        faces = {
+            uid: face_reason(modality or "", header or {})
+            for uid, modality, header in (
+                await s.execute(
+                    select(Instance.series_instance_uid, Instance.modality, Instance.header).where(
+                        Instance.instance_id.in_(first)
+                    )
+                )
+            ).all()
+        }
     known = {
         series.series_instance_uid: SeriesSummary(
             series.series_instance_uid,
@@ -134,6 +150,7 @@ async def publish_candidates(
             int(publishable),
             findings=int(flagged.get(series.series_instance_uid, 0)),
             approved=series.series_instance_uid in approved,
+            face=faces.get(series.series_instance_uid),
         )
         for series, awaiting, publishable, _ in rows
     }

@@ -51,6 +51,7 @@ _COLLECTION = CollectionUpdated(
     require_id_map=True,
     citation="Demo Consortium (2026). Demo-CT: chest CT for testing [Data set]. imarc.",
     data_usage_policy="https://archive.example.org/data-usage-policy",
+    face_reconstructable=True,
 )
 _HEADER = {
     "00080060": {"vr": "CS", "Value": ["CT"]},

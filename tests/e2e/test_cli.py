@@ -142,6 +142,12 @@ def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
         r for r in public if r["element"] == "Modality"
     ).items()
 
+    # a manager marks the collection face reconstructable: it becomes limited access
+    upd = running.imarc("collections", "update", "CLI-Test", "--face-reconstructable")
+    assert "updated collection CLI-Test: limited (face reconstructable)" in upd.stdout
+    refused = running.imarc("collections", "update", "CLI-Test", "--access", "public", ok=False)
+    assert refused.returncode != 0 and "face" in refused.stdout + refused.stderr
+
 
 def test_cli_errors_are_one_clear_sentence(running: Running) -> None:
     running.imarc("login", "--data-dir", str(running.data))

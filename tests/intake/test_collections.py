@@ -53,6 +53,7 @@ async def test_manager_registers_a_collection_and_it_is_announced(intake: Platfo
         "require_id_map": True,
         "citation": "Lung Group (2026). Lung-MR [Data set].",
         "data_usage_policy": "https://archive.example.org/policy",
+        "face_reconstructable": False,
     }
     assert announced[0].source == "/site-a/intake"
 
@@ -175,3 +176,38 @@ async def test_migration_matches_the_models(tmp_path: Path) -> None:
                 lambda c: compare_metadata(MigrationContext.configure(c), metadata)
             )
         assert diff == []
+
+
+async def test_a_face_reconstructable_collection_is_always_limited_access(
+    intake: Platform,
+) -> None:
+    manager = auth_header(mint("mgr", roles=["manager"]))
+    r = await intake.client.post(
+        COLLECTIONS,
+        json={"name": "HN-CT", "licence": "CC-BY-4.0", "face_reconstructable": True},
+        headers=manager,
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["access"], r.json()["face_reconstructable"]) == ("limited", True)
+    announced = [e for e in await events(intake, CollectionUpdated.TYPE) if e.subject == "HN-CT"]
+    assert announced[-1].payload(CollectionUpdated).face_reconstructable is True
+    # asking for public access for it is refused, and nothing changes
+    r = await intake.client.patch(
+        f"{COLLECTIONS}/HN-CT", json={"access": "public"}, headers=manager
+    )
+    assert r.status_code == 409 and "face" in r.json()["detail"]
+    r = await intake.client.post(
+        COLLECTIONS,
+        json={"name": "HN-2", "licence": "CC-BY-4.0", "access": "public",
+              "face_reconstructable": True},
+        headers=manager,
+    )  # fmt: skip
+    assert r.status_code == 409 and "limited" in r.json()["detail"]
+    # marking a public collection makes it limited
+    await intake.client.post(
+        COLLECTIONS, json={"name": "Brain-MR", "licence": "CC-BY-4.0"}, headers=manager
+    )
+    r = await intake.client.patch(
+        f"{COLLECTIONS}/Brain-MR", json={"face_reconstructable": True}, headers=manager
+    )
+    assert (r.json()["access"], r.json()["face_reconstructable"]) == ("limited", True)

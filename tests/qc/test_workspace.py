@@ -236,3 +236,24 @@ async def test_a_curator_sees_slices_rendered_and_the_header(p: InMemory) -> Non
     outsider = auth_header(mint("olga", coll={"Other": ["curator"]}))
     r = await p.client.get(f"/api/qc/instances/{iid}/render", headers=outsider)
     assert r.status_code == 403
+
+
+async def test_head_and_neck_ct_is_not_published_into_a_public_collection(p: InMemory) -> None:
+    head = make_series(1)
+    head[0].ds.BodyPartExamined = "HEAD"
+    head[0].data = dicom_bytes(head[0].ds)
+    chest = make_series(1)
+    await curate(p, head + chest)
+    first = await publish(p)
+    assert first["published"] == [chest[0].series]
+    refused = await publish(p, series=[head[0].series])
+    assert refused["status"] == 409
+    assert "face" in refused["detail"] and "BodyPartExamined says HEAD" in refused["detail"]
+    # once the collection is marked (and so limited), the series may be published
+    await p.publish(
+        collection_event(C, access="limited").model_copy(
+            update={"data": {**collection_event(C, access="limited").data,
+                             "face_reconstructable": True}}
+        )
+    )  # fmt: skip
+    assert (await publish(p, series=[head[0].series]))["published"] == [head[0].series]

@@ -120,6 +120,7 @@ async def publish(
         [known[u] for u in selection],
         override_findings=override_findings,
         approval_required=await queries.needs_submitter_approval(qc.db, collection),
+        public=record is not None and record.access == "public",
     )
     if requested and blocked:
         uid, problem = next(iter(blocked.items()))
