@@ -9,6 +9,7 @@ instead of polling. The real buses are covered by tests/common and tests/e2e.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -114,3 +115,30 @@ async def in_memory(tmp_path: Path, services: Sequence[str]) -> AsyncIterator[In
                 await spec.on_stop(deps[spec.name])
         for ctx in contexts.values():
             await ctx.db.dispose()
+
+
+@asynccontextmanager
+async def over_http(app: FastAPI) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port of this event loop, for
+    clients that speak HTTP themselves (the CLI, dicomweb-client, tcia_utils) from a
+    worker thread; yields the base URL."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

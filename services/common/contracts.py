@@ -31,7 +31,8 @@ def service_for_path(path: str) -> str | None:
 
     ``/nbia-api/oauth/...`` and ``/nbia-api/logout`` → auth; ``/nbia-api/services/...`` →
     download for image endpoints, else catalog; ``/api/<service>/...`` → that service;
-    ``/curate/...`` (the curators' page) → qc.
+    ``/curate/...`` (the curators' page) → qc; ``/dicomweb/...`` → catalog for QIDO-RS
+    searches, download for WADO-RS retrievals.
     """
     parts = path.strip("/").split("/")
     if parts[:2] in (["nbia-api", "oauth"], ["nbia-api", "logout"]):
@@ -42,4 +43,8 @@ def service_for_path(path: str) -> str | None:
         return parts[1]
     if parts[0] == "curate":  # the curators' web page
         return "qc"
+    if parts[0] == "dicomweb" and len(parts) >= 2:
+        # QIDO-RS searches end with a resource (studies, series, instances) → catalog;
+        # WADO-RS retrievals end with a UID, metadata, frames or bulk data → download
+        return "catalog" if parts[-1] in ("studies", "series", "instances") else "download"
     return None

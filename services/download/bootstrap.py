@@ -28,6 +28,9 @@ class Download:
     store: ObjectStore
     #: CloudEvents ``source`` of the events download emits
     source: str
+    #: where clients reach this site (IMARC_PUBLIC_URL), for links in answers; when
+    #: empty, links are made from the request
+    public_url: str = ""
     #: work that outlives a request (the log entry of a download cut short)
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -43,7 +46,7 @@ class Download:
 
 
 def build(ctx: ServiceContext) -> Download:
-    return Download(ctx.db, ctx.messaging, ctx.store, ctx.source)
+    return Download(ctx.db, ctx.messaging, ctx.store, ctx.source, ctx.settings.public_url)
 
 
 async def stop(download: Download) -> None:
@@ -69,14 +72,21 @@ def consumers(download: Download) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Download]:
     # the routes name ``Download`` (api/deps.py), so they are imported once it exists
-    from services.download.api import baskets, downloads, files, manifests, nbia
+    from services.download.api import baskets, dicomweb, downloads, files, manifests, nbia
 
     return ServiceSpec(
         name="download",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(nbia.router, downloads.router, baskets.router, manifests.router, files.router),
+        routers=(
+            nbia.router,
+            downloads.router,
+            baskets.router,
+            manifests.router,
+            files.router,
+            dicomweb.router,
+        ),
         consumers=consumers,
         on_stop=stop,
     )

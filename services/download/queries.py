@@ -203,3 +203,23 @@ async def series_files(
             )
         )
     return found, missing
+
+
+async def readable_in_study(
+    db: Database,
+    principal: Principal,
+    study: str,
+    series: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> list[Readable]:
+    """The series of a study (or the one series, or the one instance) the caller may
+    read; empty when there is none (unknown and forbidden are not told apart)."""
+    q = select(Series.series_instance_uid).where(
+        Series.study_instance_uid == study, Series.withdrawn_at.is_(None)
+    )
+    if series is not None:
+        q = q.where(Series.series_instance_uid == series)
+    async with db.session() as s:
+        uids = list(await s.scalars(q.order_by(Series.series_instance_uid)))
+    found = [await readable_series(db, principal, uid, sop_instance_uid) for uid in uids]
+    return [r for r in found if r is not None]

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
@@ -21,7 +19,7 @@ from imarc.cli import app
 from services.download.models import DownloadRecord
 from tests.download.test_download_service import publish
 from tests.harness import mint
-from tests.memory import InMemory, in_memory
+from tests.memory import InMemory, in_memory, over_http
 from tests.qc.curation import Curated, collection_event, make_series
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -45,12 +43,6 @@ class Served:
         return root / c.collection / str(ds.PatientID) / ds.StudyInstanceUID / c.series
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
     async with in_memory(tmp_path_factory.mktemp("cli"), ["qc", "download"]) as p:
@@ -59,18 +51,8 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         closed = make_series(2, collection="Closed", patient="CLOSED-0001")
         for items, coll in ((one, "Demo-CT"), (two, "Demo-CT"), (closed, "Closed")):
             await publish(p, items, collection=coll)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(p.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-            await asyncio.sleep(0.01)
-        try:
-            yield Served(p, f"http://127.0.0.1:{port}", one, two, closed)
-        finally:
-            server.should_exit = True
-            await task
+        async with over_http(p.app) as url:
+            yield Served(p, url, one, two, closed)
 
 
 async def test_a_manifest_arrives_in_the_data_retrievers_layout(
