@@ -125,12 +125,3 @@ async def test_the_files_of_series_with_their_checksums_and_the_unavailable_ones
         "/api/download/files", json={"series": asked}, headers=admin_headers()
     )
     assert r.json()["unavailable"] == ["1.2.3.4"]
-
-
-def test_manifests_with_or_without_nbias_header_are_read() -> None:
-    nbia = "downloadServerUrl=x\nincludeAnnotation=true\nnoOfrRetry=4\ndatabasketId=m.tcia\n"
-    nbia += "manifestVersion=3.0\nListOfSeriesToDownload=\n1.2.3\n1.2.4\r\n\n1.2.3\n"
-    assert parse_manifest(nbia) == ["1.2.3", "1.2.4"]
-    assert parse_manifest("# my series\n1.2.3\n\nkey=value\n 1.2.5 \n") == ["1.2.3", "1.2.5"]
-    with pytest.raises(ValueError, match="not a SeriesInstanceUID"):
-        parse_manifest("1.2.3\nhello world\n")

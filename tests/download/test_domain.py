@@ -17,6 +17,7 @@ from services.download.domain import (
     new_file_names,
     unknown_parameter,
 )
+from services.download.manifest import parse_manifest
 
 
 def im(inst: int | None, acq: int | None = 1, sop: str = "") -> Image:
@@ -100,3 +101,12 @@ def test_md5_csv_has_header_and_unquoted_rows() -> None:
 def test_header_int_reads_dicom_json_is_values(element: dict, value: int | None) -> None:
     assert int_at({"00200013": element}, "00200013") == value
     assert int_at({}, "00200013") is None
+
+
+def test_manifests_with_or_without_nbias_header_are_read() -> None:
+    nbia = "downloadServerUrl=x\nincludeAnnotation=true\nnoOfrRetry=4\ndatabasketId=m.tcia\n"
+    nbia += "manifestVersion=3.0\nListOfSeriesToDownload=\n1.2.3\n1.2.4\r\n\n1.2.3\n"
+    assert parse_manifest(nbia) == ["1.2.3", "1.2.4"]
+    assert parse_manifest("# my series\n1.2.3\n\nkey=value\n 1.2.5 \n") == ["1.2.3", "1.2.5"]
+    with pytest.raises(ValueError, match="not a SeriesInstanceUID"):
+        parse_manifest("1.2.3\nhello world\n")
