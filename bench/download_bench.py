@@ -38,6 +38,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from zip_bench import rss_kib, serve  # noqa: E402  (the same server and memory reading)
 
 COLLECTION = "Bench-CT"
 V4 = "/nbia-api/services/v4"
@@ -117,60 +120,6 @@ def events(published: list[dict[str, object]]) -> list[dict[str, object]]:
         )
         out.append(sp.event("/bench/qc", subject=sp.series_instance_uid).model_dump(mode="json"))
     return out
-
-
-def serve(data_dir: Path, objects: Path, port: int, events_file: Path) -> None:
-    """The download service under uvicorn; indexes the series, then prints READY."""
-    import logging
-
-    import uvicorn
-    from pydantic import SecretStr
-    from sqlalchemy import func, select
-
-    from imarc.runtime import Runtime
-    from services.common.events import Event
-    from services.common.settings import Settings
-    from services.download.models import Instance
-
-    logging.basicConfig(level=logging.WARNING)
-    settings = Settings(
-        data_dir=data_dir,
-        store_url=f"file://{objects}",
-        store_fsync=False,
-        secret=SecretStr("bench-secret"),
-        admin_username="admin",
-        admin_password=SecretStr("bench"),
-    )
-    runtime = Runtime(settings, ["download"])
-    app = runtime.app("download bench")
-    evs = [Event.model_validate(e) for e in json.loads(events_file.read_text())]
-    expected = sum(len(e.data.get("instances", ())) for e in evs)
-
-    async def main() -> None:
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-            await asyncio.sleep(0.05)
-        await runtime.bus.publish(evs)
-        db = runtime.contexts["download"].db
-        while True:
-            async with db.session() as s:
-                if await s.scalar(select(func.count()).select_from(Instance)) == expected:
-                    break
-            await asyncio.sleep(0.1)
-        print("READY", flush=True)
-        await task
-
-    asyncio.run(main())
-
-
-def rss_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def tree_bytes(path: Path) -> int:

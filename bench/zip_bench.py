@@ -118,7 +118,7 @@ def serve(data_dir: Path, objects: Path, port: int, events_file: Path) -> None:
     runtime = Runtime(settings, ["download"])
     app = runtime.app("zip bench")
     events = [Event.model_validate(e) for e in json.loads(events_file.read_text())]
-    expected = len(events[-1].data["instances"])
+    expected = sum(len(e.data.get("instances", ())) for e in events)
 
     async def main() -> None:
         server = uvicorn.Server(

@@ -220,8 +220,18 @@ class Fetcher:
 
     def _receive(self, f: File, pieces: Iterator[bytes], outcome: Outcome) -> None:
         part = f.path.with_name(f.path.name + PART)
-        h, size = hashlib.sha256(), 0
-        with open(part, "wb") as sink:
+        h = hashlib.sha256()
+        size = self._write(part, "wb", pieces, h, outcome)
+        self._settle(f, part, size, h)
+        with self.lock:
+            outcome.fetched += 1
+
+    def _write(
+        self, part: Path, mode: str, pieces: Iterator[bytes], h: Any, outcome: Outcome
+    ) -> int:
+        """Write (or append) ``pieces`` to ``part``, hashing and counting them."""
+        size = 0
+        with open(part, mode) as sink:
             for block in pieces:
                 sink.write(block)
                 h.update(block)
@@ -229,13 +239,15 @@ class Fetcher:
                 self.advance(len(block))
                 with self.lock:
                     outcome.bytes += len(block)
+        return size
+
+    def _settle(self, f: File, part: Path, size: int, h: Any) -> None:
+        """Move a checked ``part`` in place; a part that does not check is dropped."""
         if size != f.size or h.hexdigest() != f.sha256:
             part.unlink(missing_ok=True)
             self.advance(-size)
             raise _Retry(f"{f.path.name} did not match the server's checksum")
         os.replace(part, f.path)
-        with self.lock:
-            outcome.fetched += 1
 
     def fetch(self, f: File, outcome: Outcome) -> None:
         """Make ``f.path`` complete and checked, or raise saying what went wrong."""
@@ -286,19 +298,9 @@ class Fetcher:
                 if r.status_code == 200 and have:  # sent whole: the part was of another file
                     self.advance(-have)
                     size, continued, h = 0, False, hashlib.sha256()
-                with open(part, "ab" if size else "wb") as sink:
-                    for block in r.iter_bytes(BLOCK):
-                        sink.write(block)
-                        h.update(block)
-                        size += len(block)
-                        self.advance(len(block))
-                        with self.lock:
-                            outcome.bytes += len(block)
-        if size != f.size or h.hexdigest() != f.sha256:
-            part.unlink(missing_ok=True)
-            self.advance(-size)
-            raise _Retry(f"{f.path.name} did not match the server's checksum")
-        os.replace(part, f.path)
+                mode = "ab" if size else "wb"
+                size += self._write(part, mode, r.iter_bytes(BLOCK), h, outcome)
+        self._settle(f, part, size, h)
         return continued
 
 
