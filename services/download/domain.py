@@ -68,6 +68,16 @@ class Terms:
     citation: str = ""
     doi: str = ""
     data_usage_policy: str = ""
+    #: head/neck imaging from which a face could be reconstructed (limited access)
+    face_reconstructable: bool = False
+
+
+FACE_NOTICE = (
+    "This collection holds head and neck CT or MR from which a face could be "
+    "reconstructed. It is distributed under limited access only: do not attempt to "
+    "reconstruct or recognise a face, and do not pass these data to anyone who has not "
+    "accepted this license.\n"
+)
 
 
 def licence_text(terms: Terms) -> str:
@@ -81,7 +91,7 @@ def licence_text(terms: Terms) -> str:
         f"\nData usage policy: {terms.data_usage_policy or NOT_SPECIFIED}\n"
         "Whoever passes these data on (a mirror, a Data Analysis Center) passes this "
         "license, the CITATION file and the data usage policy on with them.\n"
-    )
+    ) + (f"\n{FACE_NOTICE}" if terms.face_reconstructable else "")
 
 
 def citation_text(terms: Terms) -> str:

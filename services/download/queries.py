@@ -56,6 +56,7 @@ def terms_of(coll: Collection) -> Terms:
         citation=str(record.get("citation") or ""),
         doi=str(record.get("doi") or ""),
         data_usage_policy=str(record.get("data_usage_policy") or ""),
+        face_reconstructable=bool(record.get("face_reconstructable")),
     )
 
 

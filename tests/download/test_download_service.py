@@ -368,3 +368,17 @@ async def test_a_client_that_closes_after_the_last_byte_had_a_complete_download(
             await s.scalars(select(DownloadRecord).where(DownloadRecord.subject == "closer"))
         ).all()
     assert row.complete
+
+
+async def test_a_face_reconstructable_collections_licence_says_so(platform: InMemory) -> None:
+    hn = collection_event("HN-MR", access="limited")
+    await platform.publish(
+        hn.model_copy(update={"data": {**hn.data, "face_reconstructable": True}})
+    )
+    items = make_series(2, collection="HN-MR")
+    await publish(platform, items, collection="HN-MR")
+    r = await platform.client.get(
+        f"{V4}/getImage", params={"SeriesInstanceUID": items[0].series}, headers=admin_headers()
+    )
+    licence = unzip(r.content).read("LICENSE").decode()
+    assert "a face could be reconstructed" in licence and "limited access" in licence
