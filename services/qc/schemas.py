@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
 from services.qc.domain import ReviewState, parse_review_state
+from services.qc.inventory import Key, keyword_of_path
 
 
 class CollectionStatus(BaseModel):
@@ -156,6 +158,23 @@ class InventoryRow(BaseModel):
     creator: str = ""
     value: str
     count: int
+
+
+def inventory_rows(counts: Mapping[Key, int]) -> list[InventoryRow]:
+    """An inventory's counts as rows, sorted by device, section, path and value."""
+    return [
+        InventoryRow(
+            device=k[0],
+            section=k[1],
+            path=k[2],
+            element=keyword_of_path(k[2]),
+            vr=k[3],
+            creator=k[4],
+            value=k[5],
+            count=n,
+        )
+        for k, n in sorted(counts.items())
+    ]
 
 
 class InventoryChange(BaseModel):

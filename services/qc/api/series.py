@@ -10,7 +10,6 @@ from services.common.security import AuthenticatedPrincipal
 from services.qc import queries, service, workspace
 from services.qc.api.deps import QcDep
 from services.qc.domain import NotFound
-from services.qc.inventory import keyword_of_path
 from services.qc.schemas import (
     FindingOut,
     HistoryOut,
@@ -21,6 +20,7 @@ from services.qc.schemas import (
     SeriesOut,
     WithdrawIn,
     WithdrawOut,
+    inventory_rows,
 )
 from services.qc.service import images
 from services.qc.service.inventory import series_inventory
@@ -80,20 +80,7 @@ async def inventory(uid: str, qc: QcDep, principal: AuthenticatedPrincipal) -> l
     series = await workspace.series_of(qc.db, uid)
     if not (principal.can_curate(series.collection) or principal.can_manage(series.collection)):
         raise NotFound(f"series {uid} is not in curation; check the UID")
-    counts = series_inventory(await workspace.headers_of(qc.db, series=uid))
-    return [
-        InventoryRow(
-            device=k[0],
-            section=k[1],
-            path=k[2],
-            element=keyword_of_path(k[2]),
-            vr=k[3],
-            creator=k[4],
-            value=k[5],
-            count=n,
-        )
-        for k, n in sorted(counts.items())
-    ]
+    return inventory_rows(series_inventory(await workspace.headers_of(qc.db, series=uid)))
 
 
 @router.post("/{uid}/withdraw", response_model=WithdrawOut)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -16,7 +15,7 @@ from services.common.security import AuthenticatedPrincipal, Principal, forbid
 from services.qc import queries, service, workspace
 from services.qc.api.deps import QcDep
 from services.qc.domain import SeriesFilter
-from services.qc.inventory import Key, diff, keyword_of_path
+from services.qc.inventory import diff
 from services.qc.schemas import (
     ApproveIn,
     ApproveOut,
@@ -29,6 +28,7 @@ from services.qc.schemas import (
     InventoryRow,
     SettingsIn,
     SettingsOut,
+    inventory_rows,
 )
 from services.qc.service import inventory as inventories
 
@@ -90,22 +90,6 @@ async def approve(
     return ApproveOut(approved=await service.approve(qc, principal, collection, body.series))
 
 
-def _inventory_rows(counts: Mapping[Key, int]) -> list[InventoryRow]:
-    return [
-        InventoryRow(
-            device=k[0],
-            section=k[1],
-            path=k[2],
-            element=keyword_of_path(k[2]),
-            vr=k[3],
-            creator=k[4],
-            value=k[5],
-            count=n,
-        )
-        for k, n in sorted(counts.items())
-    ]
-
-
 def _csv(rows: list[InventoryRow]) -> PlainTextResponse:
     out = io.StringIO()
     fields = list(InventoryRow.model_fields)
@@ -128,7 +112,7 @@ async def inventory(
     if not _may_view(principal, collection):
         raise forbid(f"see the inventory of collection {collection}")
     await inventories.catch_up(qc)
-    rows = _inventory_rows(await workspace.inventory(qc.db, collection, zone))
+    rows = inventory_rows(await workspace.inventory(qc.db, collection, zone))
     return _csv(rows) if format == "csv" else rows
 
 
