@@ -1,5 +1,5 @@
 """Catalog benchmark: index N instances through the series.published handler, then time
-NBIA getSeries-by-collection through the ASGI app.
+NBIA getSeries-by-collection and DICOMweb QIDO-RS series searches through the ASGI app.
 
     .venv/bin/python bench/catalog_bench.py                      # 100k instances, both backends
     .venv/bin/python bench/catalog_bench.py --instances 1000000 --backend postgres
@@ -64,6 +64,7 @@ def series_event(
 ) -> Event:
     series = uid()
     modality = rnd.choice(["CT", "CT", "CT", "MR", "PT"])
+    protocol = {"vr": "LO", "Value": [f"Protocol {rnd.randrange(50)}"]}  # ~1 series in 50
     instances = []
     for i in range(n):
         sop = uid()
@@ -75,6 +76,7 @@ def series_event(
         h["00100020"] = {"vr": "LO", "Value": [patient]}
         h["00080060"] = {"vr": "CS", "Value": [modality]}
         h["00200013"] = {"vr": "IS", "Value": [i + 1]}
+        h["00181030"] = protocol
         instances.append(
             PublishedInstance(
                 sop_instance_uid=sop, key=f"{coll.name}/{study}/{series}/{sop}.dcm",
@@ -87,7 +89,7 @@ def series_event(
     ).event("/bench/qc", subject=series)  # fmt: skip
 
 
-async def index(p: Platform, args: argparse.Namespace) -> list[str]:
+async def index(p: Platform, args: argparse.Namespace) -> tuple[list[str], list[str]]:
     ctx = p.runtime.contexts["catalog"]
     base = template()
     rnd = random.Random(7)
@@ -101,10 +103,12 @@ async def index(p: Platform, args: argparse.Namespace) -> list[str]:
     start = time.perf_counter()
     build = 0.0
     done = 0
+    studies = []
     for s in range(n_series):
         coll = colls[s % len(colls)]
         patient = f"{coll.name}-{(s // len(colls)) // per_patient:05d}"
         study = uid("1.2.826.0.1.3680043.10.")  # one study per series keeps it simple
+        studies.append(study)
         t = time.perf_counter()
         event = series_event(base, coll, patient, study, args.per_series, rnd)
         build += time.perf_counter() - t
@@ -122,32 +126,39 @@ async def index(p: Platform, args: argparse.Namespace) -> list[str]:
         f"({done / elapsed:,.0f} instances/s; {build:.1f} s of it building the events, "
         f"so {done / (elapsed - build):,.0f} instances/s in the handler)"
     )
-    return names
+    return names, studies
 
 
-async def query(p: Platform, names: list[str], args: argparse.Namespace) -> None:
+async def query(
+    p: Platform, names: list[str], studies: list[str], args: argparse.Namespace
+) -> None:
     rnd = random.Random(11)
+    nbia = "/nbia-api/services/v4/"
     for path, params in [
-        ("getSeries", lambda: {"Collection": rnd.choice(names).lower()}),
-        ("getSeries", lambda: {"Collection": rnd.choice(names), "Modality": "mr"}),
-        ("getPatient", lambda: {"Collection": rnd.choice(names)}),
-        ("getCollectionValuesAndCounts", lambda: {}),
+        (nbia + "getSeries", lambda: {"Collection": rnd.choice(names).lower()}),
+        (nbia + "getSeries", lambda: {"Collection": rnd.choice(names), "Modality": "mr"}),
+        (nbia + "getPatient", lambda: {"Collection": rnd.choice(names)}),
+        (nbia + "getCollectionValuesAndCounts", lambda: {}),
+        # QIDO-RS: a study's series; any attribute (the GIN index); a patient's series
+        ("/dicomweb/studies/{study}/series", lambda: {}),
+        ("/dicomweb/series", lambda: {"ProtocolName": f"Protocol {rnd.randrange(50)}"}),
+        ("/dicomweb/series", lambda: {"Modality": "MR", "limit": "100"}),
+        ("/dicomweb/series", lambda: {"PatientID": f"{rnd.choice(names)}-00001"}),
     ]:
-        url = f"/nbia-api/services/v4/{path}"
         for _ in range(20):  # warm up caches and the connection pool
-            await p.client.get(url, params=params())
+            await p.client.get(path.format(study=rnd.choice(studies)), params=params())
         lat = []
         size = 0
         for _ in range(args.queries):
             t = time.perf_counter()
-            r = await p.client.get(url, params=params())
+            r = await p.client.get(path.format(study=rnd.choice(studies)), params=params())
             lat.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200, r.text
             size = len(r.content)
         q = statistics.quantiles(lat, n=100)
-        label = f"{path}?{'&'.join(params())}"
+        label = f"{path.rsplit('/', 1)[-1] if path.startswith(nbia) else path}?{'&'.join(params())}"
         print(
-            f"  {label:<40} p50 {q[49]:6.2f} ms  p95 {q[94]:6.2f} ms  p99 {q[98]:6.2f} ms"
+            f"  {label:<46} p50 {q[49]:6.2f} ms  p95 {q[94]:6.2f} ms  p99 {q[98]:6.2f} ms"
             f"  ({size / 1024:.0f} KiB per response)"
         )
 
@@ -168,8 +179,8 @@ async def run(backend: str, args: argparse.Namespace) -> None:
             overrides["database_url"] = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db_name}"
         try:
             async with platform(Path(tmp), services=["catalog"], **overrides) as p:
-                names = await index(p, args)
-                await query(p, names, args)
+                names, studies = await index(p, args)
+                await query(p, names, studies, args)
         finally:
             if db_name and not args.keep:
                 import asyncpg

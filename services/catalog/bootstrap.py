@@ -21,6 +21,8 @@ class Catalog:
     """What the catalog's routes work with."""
 
     db: Database
+    #: origins whose browser pages may call the DICOMweb searches ("*": any)
+    cors_origins: frozenset[str] = frozenset()
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for the reads of one request (queries.py)."""
@@ -28,7 +30,8 @@ class Catalog:
 
 
 def build(ctx: ServiceContext) -> Catalog:
-    return Catalog(ctx.db)
+    origins = (o.strip() for o in ctx.settings.dicomweb_cors_origins.split(","))
+    return Catalog(ctx.db, cors_origins=frozenset(o for o in origins if o))
 
 
 def consumers(_: Catalog) -> Sequence[Consumer]:
@@ -49,13 +52,19 @@ def consumers(_: Catalog) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Catalog]:
     # the routes name ``Catalog`` (api/deps.py), so they are imported once it exists
-    from services.catalog.api import collections, patients, series, values
+    from services.catalog.api import collections, dicomweb, patients, series, values
 
     return ServiceSpec(
         name="catalog",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(collections.router, values.router, patients.router, series.router),
+        routers=(
+            collections.router,
+            values.router,
+            patients.router,
+            series.router,
+            dicomweb.router,
+        ),
         consumers=consumers,
     )

@@ -135,6 +135,9 @@ series = Table(
     Column("nbia_head", Text),
     Column("nbia_tail", Text),
     Column("nbia_version", Integer),
+    # the attributes every instance of the series shares (DICOM JSON): what QIDO-RS study
+    # and series searches match against
+    Column("header", HeaderJSON()),
     # (collection, patient, study, series) is the tree order listings are returned in
     Index(
         "ix_series_collection_tree",
@@ -164,6 +167,14 @@ Index("ix_patients_patient_id_upper", func.upper(patients.c.patient_id))
 Index("ix_studies_patient_id_upper", func.upper(studies.c.patient_id))
 Index("ix_series_patient_id_upper", func.upper(series.c.patient_id))
 Index("ix_series_modality_upper", func.upper(series.c.modality))
+# QIDO-RS matches exact values of any attribute by JSONB containment (header @> {...}),
+# which this index answers; SQLite (embedded, small) reads the rows.
+Index(
+    "ix_series_header",
+    series.c.header,
+    postgresql_using="gin",
+    postgresql_ops={"header": "jsonb_path_ops"},
+).ddl_if(dialect="postgresql")
 
 # A withdrawn series leaves a tombstone, so that a publication older than the withdrawal
 # (redelivered late) cannot bring it back.

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # 0 serves none. The address defaults to IMARC_HOST.
     metrics_port: int = 0
     metrics_host: str = ""
+    # Origins (comma-separated, or *) whose browser pages may call the DICOMweb searches,
+    # e.g. a viewer served from another host; empty allows none.
+    dicomweb_cors_origins: str = ""
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -64,3 +64,34 @@ async def test_catalog_on_postgres(tmp_path: Path, pg_url: str) -> None:
         assert [x["PatientId"] for x in r.json()] == ["PG-1"]
         r = await p.client.post(f"{V4}/getSeriesMetadata", data={"list": ct[0].SeriesInstanceUID})
         assert r.text.count("\n") == 2 and '"PG-1"' in r.text
+
+
+@pytest.mark.filterwarnings("ignore:The value length")
+async def test_qido_on_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
+    """The searches' PostgreSQL forms: containment (the GIN index), person names, wildcards,
+    ranges and UID lists on the stored headers."""
+    async with platform(tmp_path, services=["catalog"], database_url=fresh_pg_url) as p:
+        ct = h.ct(2, patient_id="PGQ-1", SeriesDescription="Chest 5mm", StudyDate="20200315")
+        mr = h.mr(1, patient_id="PGQ-2")
+        await h.deliver(p, h.published(ct), h.published(mr))
+        study = ct[0].StudyInstanceUID
+
+        async def studies(**params: str) -> list[str]:
+            r = await p.client.get("/dicomweb/studies", params=params)
+            assert r.status_code == 200, r.text
+            return [s["0020000D"]["Value"][0] for s in r.json()]
+
+        assert await studies(SeriesDescription="Chest 5mm") == [study]
+        assert await studies(SeriesNumber="1", PatientID="PGQ-1") == [study]
+        assert await studies(PatientName="compressedsamples^ct1") == [study]
+        assert await studies(PatientName="*mr?") == [mr[0].StudyInstanceUID]
+        assert await studies(SeriesDescription="Chest*") == [study]
+        assert await studies(SeriesDescription="chest*") == []  # case-sensitive
+        assert await studies(StudyDate="20200101-20201231") == [study]
+        assert await studies(StudyInstanceUID=f"1.2.3,{study}") == [study]
+        r = await p.client.get(
+            f"/dicomweb/studies/{study}/series/{ct[0].SeriesInstanceUID}/instances",
+            params={"InstanceNumber": "2", "includefield": "ImageType"},
+        )
+        assert [i["00080018"]["Value"][0] for i in r.json()] == [ct[1].SOPInstanceUID]
+        assert r.json()[0]["00080008"]["Value"] == ["ORIGINAL", "PRIMARY", "AXIAL"]

@@ -35,6 +35,8 @@ from tests.harness import serving
         ("/api/qc/collections/X/status", "qc"),
         ("/api/auth/.well-known/jwks.json", "auth"),
         ("/curate/", "qc"),
+        ("/dicomweb/series", "catalog"),
+        ("/dicomweb/instances", "catalog"),
         ("/curate/static/app.js", "qc"),
         ("/dicomweb/studies", "catalog"),
         ("/dicomweb/studies/1.2/series", "catalog"),

@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog import queries
 from services.catalog.api.deps import CatalogDep
 from services.catalog.api.nbia import nbia_get
 from services.catalog.domain.nbia import COLLECTION_DESCRIPTION_COLS
-from services.catalog.queries import Row, Visible
+from services.catalog.queries import nbia as queries
+from services.catalog.queries.access import Visible, visible
+from services.catalog.queries.nbia import Row
 from services.catalog.schemas import CollectionSummary
 from services.common.security import CurrentPrincipal
 
@@ -45,4 +46,4 @@ async def list_collections(
 ) -> list[dict[str, Any]]:
     """The collections the caller may see, with their licence and counts."""
     async with catalog.read() as conn:
-        return await queries.collection_summaries(conn, await queries.visible(conn, principal))
+        return await queries.collection_summaries(conn, await visible(conn, principal))

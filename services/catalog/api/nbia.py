@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog.api.deps import CatalogDep
 from services.catalog.domain import formats, nbia
-from services.catalog.queries import Row, Visible, visible
+from services.catalog.queries.access import Visible, visible
+from services.catalog.queries.nbia import Row
 from services.common.security import CurrentPrincipal
 
 PREFIX = "/nbia-api/services"

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog import queries
 from services.catalog.api.nbia import nbia_get
 from services.catalog.domain.nbia import PATIENT_COLS, PATIENT_ID_COLS, STUDY_COLS
-from services.catalog.queries import Row, Visible
+from services.catalog.queries import nbia as queries
+from services.catalog.queries.access import Visible
+from services.catalog.queries.nbia import Row
 
 router = APIRouter()
 SINCE_REQUIRED = ("Collection", "fromDate")

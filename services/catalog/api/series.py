@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog import queries
 from services.catalog.api.deps import CatalogDep
 from services.catalog.api.nbia import (
     PREFIX,
@@ -23,7 +22,9 @@ from services.catalog.api.nbia import (
 from services.catalog.domain import nbia
 from services.catalog.domain.dicom_tags import DICOM_TAG_COLS
 from services.catalog.domain.nbia import SERIES_COLS, SERIES_METADATA_COLS, SERIES_SIZE_COLS
-from services.catalog.queries import Row, Visible
+from services.catalog.queries import nbia as queries
+from services.catalog.queries.access import Visible, visible
+from services.catalog.queries.nbia import Row
 from services.catalog.schemas import SeriesDetail
 from services.common.app import NotFound
 from services.common.security import CurrentPrincipal
@@ -87,7 +88,7 @@ async def series_metadata(
     except BadRequest as e:
         return bad_request(str(e))
     async with catalog.read() as conn:
-        rows = await queries.series_metadata(conn, await queries.visible(conn, principal), uids)
+        rows = await queries.series_metadata(conn, await visible(conn, principal), uids)
     return respond(rows, SERIES_METADATA_COLS, fmt, filename="SeriesMetaData.csv")
 
 
@@ -97,7 +98,7 @@ async def get_series(
 ) -> dict[str, Any]:
     """One published series with its instances (object keys, sizes, SHA-256)."""
     async with catalog.read() as conn:
-        vis = await queries.visible(conn, principal)
+        vis = await visible(conn, principal)
         row = await queries.one_series(conn, vis, uid)
         if row is None:
             raise NotFound(

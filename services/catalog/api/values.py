@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.catalog import queries
 from services.catalog.api.nbia import nbia_get
-from services.catalog.queries import Row, Visible
+from services.catalog.queries import nbia as queries
+from services.catalog.queries.access import Visible
+from services.catalog.queries.nbia import Row
 
 router = APIRouter()
 COUNT_COLS = ("Count", "Authorized")

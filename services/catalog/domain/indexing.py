@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.catalog.domain import nbia
+from services.catalog.domain import nbia, qido
 from services.common.dicom_json import (
     Header,
     as_text,
@@ -164,6 +164,7 @@ def index_series(p: SeriesPublished, published_at: datetime) -> SeriesIndex:
         "released_at": utc(p.released_at),
         "published_at": utc(published_at),
     }
+    series["header"] = qido.common_header(headers)
     head, tail = nbia.series_json_parts(series)
     series.update(nbia_head=head, nbia_tail=tail, nbia_version=nbia.SERIES_JSON_VERSION)
     return SeriesIndex(

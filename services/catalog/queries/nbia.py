@@ -1,15 +1,11 @@
-"""The read side of the catalog: Core selects (no ORM identity map) over the indexed tables,
-scoped to the collections the caller may read, returning NBIA rows.
-
-Access is decided in Python with ``Principal.can_read`` over the (few) collection records,
-then applied as ``collection IN (...)``; a case-insensitive Collection filter is resolved
-against the same records, so it becomes an exact match on the indexed column.
-"""
+"""NBIA's reads: Core selects (no ORM identity map) over the indexed tables, scoped to the
+collections the caller may read (``access.Visible``), returning NBIA rows. A
+case-insensitive Collection filter is resolved against the caller's collection records,
+so it becomes an exact match on the indexed column."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,48 +13,15 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog.domain import nbia
-from services.catalog.domain.collections import CollectionInfo
 from services.catalog.domain.dicom_tags import dicom_tag_rows
-from services.catalog.models import collections, instances, patients, series, studies
-from services.common.security import Principal
+from services.catalog.models import instances, patients, series, studies
+from services.catalog.queries.access import Visible
 
 Args = Mapping[str, Any]
 Row = dict[str, Any]
 
 # Bound parameters per statement stay well below SQLite's and asyncpg's limits.
 CHUNK = 1000
-
-
-@dataclass(frozen=True)
-class Visible:
-    """The collections one caller may read."""
-
-    collections: dict[str, CollectionInfo]
-    everything: bool  # no collection is hidden from this caller
-
-    def scope(self, wanted: str | None = None) -> list[str] | None:
-        """Collections a query is restricted to: None means "no restriction needed"."""
-        if wanted:
-            key = wanted.upper()
-            return [n for n in self.collections if n.upper() == key]
-        return None if self.everything else list(self.collections)
-
-    def info(self, name: str) -> CollectionInfo:
-        return self.collections[name]
-
-
-async def visible(conn: AsyncConnection, principal: Principal) -> Visible:
-    rows = (await conn.execute(select(collections))).mappings().all()
-    infos = [
-        CollectionInfo(
-            id=r["id"], name=r["name"], licence_id=r["licence_id"],
-            licence_name=r["licence_name"], licence_url=r["licence_url"], access=r["access"],
-            description=r["description"], doi=r["doi"],
-        )
-        for r in rows
-    ]  # fmt: skip
-    readable = {c.name: c for c in infos if principal.can_read(c.name, c.access, c.licence_id)}
-    return Visible(readable, everything=len(readable) == len(infos))
 
 
 def _upper_eq(column: Any, value: str) -> ColumnElement[bool]:
