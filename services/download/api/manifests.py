@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from services.common.app import NotFound
+from services.common.manifest import MEDIA_TYPE, manifest_lines
 from services.common.security import CurrentPrincipal
 from services.download import queries
 from services.download.api.deps import DownloadDep
-from services.download.manifest import MEDIA_TYPE, manifest_lines
 from services.download.schemas import SeriesSearch
 
 router = APIRouter(prefix="/api/download", tags=["download"])
