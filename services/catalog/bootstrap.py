@@ -13,6 +13,7 @@ from services.catalog import consumers as on
 from services.catalog.models import metadata
 from services.common.db import Database
 from services.common.events import CollectionUpdated, SeriesPublished, SeriesWithdrawn
+from services.common.messaging import Messaging, UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
 
 
@@ -21,6 +22,7 @@ class Catalog:
     """What the catalog's routes work with."""
 
     db: Database
+    messaging: Messaging
     #: origins whose browser pages may call the DICOMweb searches ("*": any)
     cors_origins: frozenset[str] = frozenset()
 
@@ -28,10 +30,14 @@ class Catalog:
         """A connection for the reads of one request (queries.py)."""
         return self.db.engine.connect()
 
+    def uow(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work for a request that writes (sharing a cart)."""
+        return self.messaging.transaction()
+
 
 def build(ctx: ServiceContext) -> Catalog:
     origins = (o.strip() for o in ctx.settings.dicomweb_cors_origins.split(","))
-    return Catalog(ctx.db, cors_origins=frozenset(o for o in origins if o))
+    return Catalog(ctx.db, ctx.messaging, cors_origins=frozenset(o for o in origins if o))
 
 
 def consumers(_: Catalog) -> Sequence[Consumer]:
@@ -52,7 +58,16 @@ def consumers(_: Catalog) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Catalog]:
     # the routes name ``Catalog`` (api/deps.py), so they are imported once it exists
-    from services.catalog.api import collections, dicomweb, patients, series, values
+    from services.catalog.api import (
+        carts,
+        collections,
+        dicomweb,
+        patients,
+        search,
+        series,
+        v1,
+        values,
+    )
 
     return ServiceSpec(
         name="catalog",
@@ -64,6 +79,9 @@ def spec() -> ServiceSpec[Catalog]:
             values.router,
             patients.router,
             series.router,
+            search.router,
+            carts.router,
+            v1.router,
             dicomweb.router,
         ),
         consumers=consumers,

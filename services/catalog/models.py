@@ -187,4 +187,21 @@ withdrawals = Table(
     Column("withdrawn_at", UTCDateTime(), nullable=False),
 )
 
+# Shared carts: a named list of series that anyone may open with NBIA's v1
+# getContentsByName (each reader sees the series their access allows).
+shared_carts = Table(
+    "shared_carts",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+shared_cart_series = Table(
+    "shared_cart_series",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("series_instance_uid", String(64), nullable=False),
+)
+
 outbox, inbox = messaging_tables(metadata)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from datetime import datetime
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 from sqlalchemy import RowMapping, Table, and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,17 @@ from services.catalog.domain.indexing import (
     index_series,
     utc,
 )
-from services.catalog.models import collections, instances, patients, series, studies, withdrawals
+from services.catalog.models import (
+    collections,
+    instances,
+    patients,
+    series,
+    shared_cart_series,
+    shared_carts,
+    studies,
+    withdrawals,
+)
+from services.common.app import Conflict, DomainError
 from services.common.db import dialect_of
 from services.common.events import SeriesPublished, SeriesWithdrawn
 from services.common.messaging import UnitOfWork
@@ -107,6 +118,45 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
         )  # fmt: skip
     await _remove_series(session, uid)
     await _refresh_parents(session, _owner(current))
+
+
+# -- shared carts -------------------------------------------------------------------------
+
+
+class CartExists(Conflict):
+    pass
+
+
+class UnknownSeries(DomainError):
+    status = 400
+
+
+def cart_name() -> str:
+    """A new cart's name, as NBIA makes them (``nbia-`` and 17 digits)."""
+    return f"nbia-{secrets.randbelow(10**17):017d}"
+
+
+async def share_cart(
+    uow: UnitOfWork, owner: str, name: str, uids: Sequence[str], visible: set[str]
+) -> None:
+    """Save a named list of series for anyone to open with getContentsByName. Every series
+    must be published and visible to the one sharing it (``visible``)."""
+    missing = [u for u in uids if u not in visible]
+    if missing:
+        raise UnknownSeries(
+            f"{len(missing)} of the {len(uids)} series are not in the catalog or not "
+            f"visible to you (the first: {missing[0]}); share only published series you may see"
+        )
+    inserted = await insert_ignore(
+        uow.session,
+        shared_carts,
+        [{"name": name, "owner": owner, "created_at": datetime.now(UTC)}],
+        key=("name",),
+    )
+    if not inserted:
+        raise CartExists(f"a shared cart named {name} exists already; choose another name")
+    rows = [{"name": name, "position": i, "series_instance_uid": uid} for i, uid in enumerate(uids)]
+    await uow.session.execute(insert(shared_cart_series), rows)
 
 
 # -- helpers -------------------------------------------------------------------------------

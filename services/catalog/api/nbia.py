@@ -24,6 +24,8 @@ from services.common.security import CurrentPrincipal
 
 PREFIX = "/nbia-api/services"
 V4 = "/v4"
+V1 = "/v1"
+V4_DATES = "%m-%d-%Y"
 
 #: the query behind an endpoint: (connection, what the caller may see, parameters)
 Query = Callable[[AsyncConnection, Visible, dict[str, Any]], Awaitable[list[Row] | bytes]]
@@ -55,14 +57,16 @@ def output_format(value: str | None, default: str = "json") -> str:
 
 def parameters(
     request: Request,
-    allowed: Sequence[str],
+    allowed: Sequence[str] | None,
     required: Sequence[str] = (),
     dates: Sequence[str] = (),
+    date_format: str = V4_DATES,
 ) -> dict[str, Any]:
-    """The query parameters by NBIA's rules (:class:`BadRequest` when they break one);
+    """The query parameters by NBIA's rules (:class:`BadRequest` when they break one):
+    v4 refuses names it does not know (``allowed``; None lets any through, as v1 does);
     date parameters become datetimes and ``format`` is always set."""
     given = request.query_params
-    if message := nbia.unknown_parameter(given.keys(), allowed):
+    if allowed is not None and (message := nbia.unknown_parameter(given.keys(), allowed)):
         raise BadRequest(message)
     args: dict[str, Any] = {k: v.strip() for k, v in given.items() if v.strip()}
     for p in required:
@@ -70,8 +74,8 @@ def parameters(
             raise BadRequest(nbia.missing_parameter(p))
     for p in dates:
         if p in args:
-            if (when := nbia.parse_nbia_date(args[p])) is None:
-                raise BadRequest(nbia.bad_date(p))
+            if (when := nbia.parse_nbia_date(args[p], date_format)) is None:
+                raise BadRequest(nbia.bad_date(p, date_format))
             args[p] = when
     args["format"] = output_format(args.get("format"))
     return args
@@ -85,16 +89,20 @@ def nbia_get(
     required: Sequence[str] = (),
     dates: Sequence[str] = (),
     accepts_format: bool = True,
+    version: str = V4,
+    date_format: str = V4_DATES,
 ) -> Callable[[Query], Query]:
-    """Register ``GET /nbia-api/services/v4/<name>`` answering with ``query``'s rows."""
-    allowed = (*params, "format") if accepts_format else params
+    """Register ``GET /nbia-api/services/<version>/<name>`` (``version`` "" for NBIA's
+    unversioned paths) answering with ``query``'s rows. v4 refuses unknown parameters;
+    v1 and the unversioned paths ignore them, as NBIA does."""
+    allowed = ((*params, "format") if accepts_format else params) if version == V4 else None
 
     def register(query: Query) -> Query:
         async def endpoint(
             request: Request, principal: CurrentPrincipal, catalog: CatalogDep
         ) -> Response:
             try:
-                args = parameters(request, allowed, required, dates)
+                args = parameters(request, allowed, required, dates, date_format)
             except BadRequest as e:
                 return bad_request(str(e))
             async with catalog.read() as conn:
@@ -102,9 +110,11 @@ def nbia_get(
             return respond(rows, columns, args["format"])
 
         endpoint.__doc__ = query.__doc__
+        label = f"NBIA {version.strip('/') or 'legacy'} {name}"
         router.add_api_route(
-            f"{PREFIX}{V4}/{name}", endpoint, methods=["GET"], name=f"nbia_{name}",
-            response_class=Response, summary=f"NBIA v4 {name}", tags=["NBIA v4"],
+            f"{PREFIX}{version}/{name}", endpoint, methods=["GET"],
+            name=f"nbia_{version.strip('/')}_{name}", response_class=Response, summary=label,
+            tags=[f"NBIA {version.strip('/') or 'legacy'}"],
         )  # fmt: skip
         return query
 

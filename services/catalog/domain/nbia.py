@@ -85,10 +85,10 @@ def nbia_day(moment: datetime | None) -> str | None:
     return f"{moment.month:02d}-{moment.day:02d}-{moment.year:04d}"
 
 
-def parse_nbia_date(value: str) -> datetime | None:
-    """A v4 date parameter (``MM-DD-YYYY``) as midnight UTC, or None if it is not one."""
+def parse_nbia_date(value: str, fmt: str = "%m-%d-%Y") -> datetime | None:
+    """A date parameter (v4: ``MM-DD-YYYY``) as midnight UTC, or None if it is not one."""
     try:
-        day = datetime.strptime(value.strip(), "%m-%d-%Y").date()
+        day = datetime.strptime(value.strip(), fmt).date()
     except ValueError:
         return None
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -269,8 +269,10 @@ def missing_parameter(name: str) -> str:
     return f"A parameter, {name} is required for this API call."
 
 
-def bad_date(name: str) -> str:
-    return f"The parameter {name} must be a date written MM-DD-YYYY, e.g. 08-01-2023."
+def bad_date(name: str, fmt: str = "%m-%d-%Y") -> str:
+    written = fmt.replace("%m", "MM").replace("%d", "DD").replace("%Y", "YYYY")
+    example = datetime(2023, 8, 1).strftime(fmt)
+    return f"The parameter {name} must be a date written {written}, e.g. {example}."
 
 
 _NOT_UID = re.compile(r"[^0-9.,]")

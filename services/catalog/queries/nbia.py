@@ -5,7 +5,7 @@ so it becomes an exact match on the indexed column."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,9 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog.domain import nbia
+from services.catalog.domain.collections import CollectionInfo
 from services.catalog.domain.dicom_tags import dicom_tag_rows
+from services.catalog.domain.nbia import Record
 from services.catalog.models import instances, patients, series, studies
 from services.catalog.queries.access import Visible
 
@@ -117,7 +119,11 @@ async def collection_counts(conn: AsyncConnection, vis: Visible) -> list[Row]:
 
 
 async def patients_(
-    conn: AsyncConnection, vis: Visible, args: Args, released_since: datetime | None = None
+    conn: AsyncConnection,
+    vis: Visible,
+    args: Args,
+    released_since: datetime | None = None,
+    row: Callable[[Record], Row] = nbia.patient_row,
 ) -> list[Row]:
     scope = vis.scope(args.get("Collection"))
     if scope == []:
@@ -128,7 +134,7 @@ async def patients_(
     if released_since is not None:
         stmt = stmt.where(patients.c.last_released_at >= released_since)
     stmt = _scoped(stmt, patients, scope).order_by(patients.c.collection, patients.c.patient_id)
-    return [nbia.patient_row(r) for r in (await conn.execute(stmt)).mappings()]
+    return [row(r) for r in (await conn.execute(stmt)).mappings()]
 
 
 async def patient_ids_by_modality(conn: AsyncConnection, vis: Visible, args: Args) -> list[Row]:
@@ -150,7 +156,11 @@ _study_join = studies.join(patients, _of_patient(studies))
 
 
 async def studies_(
-    conn: AsyncConnection, vis: Visible, args: Args, released_since: datetime | None = None
+    conn: AsyncConnection,
+    vis: Visible,
+    args: Args,
+    released_since: datetime | None = None,
+    row: Callable[[Record], Row] = nbia.study_row,
 ) -> list[Row]:
     scope = vis.scope(args.get("Collection"))
     if scope == []:
@@ -158,7 +168,7 @@ async def studies_(
     stmt = select(
         studies,
         patients.c.patient_name, patients.c.patient_sex, patients.c.ethnic_group,
-        patients.c.species_code, patients.c.species_description,
+        patients.c.species_code, patients.c.species_description, patients.c.patient_birth_date,
     ).select_from(_study_join)  # fmt: skip
     stmt = stmt.where(
         *_filters(
@@ -170,14 +180,18 @@ async def studies_(
     stmt = _scoped(stmt, studies, scope).order_by(
         studies.c.collection, studies.c.patient_id, studies.c.study_instance_uid
     )
-    return [nbia.study_row(r) for r in (await conn.execute(stmt)).mappings()]
+    return [row(r) for r in (await conn.execute(stmt)).mappings()]
 
 
 # -- series ------------------------------------------------------------------------------
 
 
 async def series_(
-    conn: AsyncConnection, vis: Visible, args: Args, released_after: datetime | None = None
+    conn: AsyncConnection,
+    vis: Visible,
+    args: Args,
+    released_after: datetime | None = None,
+    row: Callable[[Record, CollectionInfo], Row] = nbia.series_row,
 ) -> list[Row] | bytes:
     """getSeries / getUpdatedSeries rows; with ``format`` json (the default), the JSON body
     itself, assembled from the parts stored with each series."""
@@ -194,7 +208,7 @@ async def series_(
             series.c.study_instance_uid, series.c.series_instance_uid,
         )  # fmt: skip
 
-    if args.get("format", "json") == "json":
+    if args.get("format", "json") == "json" and row is nbia.series_row:
         c = series.c
         stmt = listing(c.collection, c.nbia_version, c.nbia_head, c.nbia_tail)
         parts = (await conn.execute(stmt)).all()
@@ -204,7 +218,7 @@ async def series_(
             return nbia.series_json((head, licences[n], tail) for n, _, head, tail in parts)
     info = vis.collections
     rows = (await conn.execute(listing(series))).mappings()
-    return [nbia.series_row(r, info[r["collection"]]) for r in rows]
+    return [row(r, info[r["collection"]]) for r in rows]
 
 
 async def one_series(conn: AsyncConnection, vis: Visible, uid: str) -> nbia.Record | None:
