@@ -1,109 +1,170 @@
-"""Wires the auth service: keys, revocation list, OAuth grants, seeds, bootstrap admin."""
+"""Wires the auth service: its typed dependencies (keys, revocation list, token issuer),
+tables, migrations, routes and consumers; seeds and the bootstrap admin at start."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from services.auth import accounts, crypto
-from services.auth.api import router
+from services.auth import consumers as on
+from services.auth import crypto
 from services.auth.domain import normalise_username
-from services.auth.handlers import on_collection_updated
 from services.auth.models import metadata
-from services.auth.oauth import OAuth
-from services.auth.tokens import Issuer, KeyRing, RevocationList, prune_expired, utcnow
+from services.auth.service import accounts, licences
+from services.auth.service.audit import Caller, Unit
+from services.auth.tokens import Issuer, KeyRing, RevocationList, prune_expired
+from services.common.db import Database
 from services.common.events import CollectionUpdated
-from services.common.security import StaticKeys
+from services.common.messaging import Messaging
+from services.common.security import StaticKeys, TokenVerifier
 from services.common.service import Consumer, ServiceContext, ServiceSpec, TokenPorts
+from services.common.settings import Settings
 
 log = logging.getLogger("imarc.auth")
 
 
-async def on_start(ctx: ServiceContext) -> None:
+@dataclass
+class Auth:
+    """What auth's use cases and routes work with."""
+
+    db: Database
+    messaging: Messaging
+    settings: Settings
+    #: the signing keys: the JWKS every service verifies with, the key that signs
+    keyring: KeyRing
+    #: revoked tokens, sessions and disabled accounts, reloaded every few seconds
+    revocations: RevocationList
+    issuer: Issuer
+    #: verifies the tokens auth issued (refresh tokens, the token a logout ends)
+    verifier: TokenVerifier
+    #: CloudEvents ``source`` of the events auth emits
+    source: str
+    #: a replica site reads the primary's replicated database and writes nothing
+    replica: bool = False
+    housekeeping: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def uow(self, caller: Caller | None = None, *, ip: str = "") -> AsyncIterator[Unit]:
+        """A unit of work: state changes, the events emitted and the audit rows recorded
+        commit together. Audit rows name the caller (or, with no caller, ``ip`` only)."""
+        async with self.messaging.transaction() as uow:
+            if caller is None:
+                yield Unit(uow, ip=ip)
+            else:
+                yield Unit(uow, actor=caller.name, ip=caller.ip)
+
+
+def build(ctx: ServiceContext) -> Auth:
     settings = ctx.settings
+    replica = settings.site_role == "replica"
     # A replica's database is the primary's, replicated (read-only): it only loads what
     # the primary wrote — no key creation, no seeding, no admin update, no housekeeping.
-    replica = settings.site_role == "replica"
     keyring = KeyRing(ctx.db, settings.secret.get_secret_value(), read_only=replica)
-    await keyring.load()
-    revocations = RevocationList(ctx.db)
-    await revocations.reload()
-    if ctx.verifier is None:
-        raise RuntimeError("the auth service needs the runtime's token verifier")
     issuer = Issuer(keyring, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    ctx.state.update(
-        keyring=keyring,
-        jwks=keyring.jwks,
-        revocations=revocations,
-        is_revoked=revocations.is_revoked,
-        oauth=OAuth(ctx.db, issuer, ctx.verifier, revocations),
+    verifier = TokenVerifier(
+        StaticKeys(keyring.jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience
     )
+    return Auth(
+        db=ctx.db,
+        messaging=ctx.messaging,
+        settings=settings,
+        keyring=keyring,
+        revocations=RevocationList(ctx.db),
+        issuer=issuer,
+        verifier=verifier,
+        source=ctx.source,
+        replica=replica,
+    )
+
+
+async def on_start(auth: Auth) -> None:
+    await auth.keyring.load()
+    await auth.revocations.reload()
     await asyncio.to_thread(crypto.warm_up)
-    if replica:
+    if auth.replica:
         log.info("replica site: auth serves the primary's keys and accounts read-only")
         return
-    async with ctx.messaging.transaction() as tx:
-        if seeded := await accounts.seed_licences(tx.session, utcnow()):
-            # Announced like any licence made through the API, so that intake knows them.
-            tx.emit(*(accounts.licence_updated(lic, ctx.source) for lic in seeded))
-            log.info("seeded %d standard licences", len(seeded))
-    admin = normalise_username(settings.admin_username)
-    password = settings.admin_password.get_secret_value()
+    if seeded := await licences.seed(auth):
+        log.info("seeded %d standard licences", seeded)
+    admin = normalise_username(auth.settings.admin_username)
+    password = auth.settings.admin_password.get_secret_value()
     if admin and password:
-        await accounts.ensure_admin(ctx.db, admin, password)
+        await accounts.ensure_admin(auth, admin, password)
     else:
         log.warning(
             "no bootstrap admin: set IMARC_ADMIN_USERNAME and IMARC_ADMIN_PASSWORD to create one"
         )
-    ctx.state["housekeeping"] = asyncio.create_task(_housekeeping(ctx), name="auth-housekeeping")
+    auth.housekeeping = asyncio.create_task(_housekeeping(auth.db), name="auth-housekeeping")
 
 
-async def _housekeeping(ctx: ServiceContext, every: float = 3600.0) -> None:
+async def _housekeeping(db: Database, every: float = 3600.0) -> None:
     while True:
         try:
-            if pruned := await prune_expired(ctx.db):
+            if pruned := await prune_expired(db):
                 log.info("pruned %d expired tokens, revocations and login counters", pruned)
         except Exception:  # housekeeping never takes the service down
             log.warning("auth housekeeping failed; retrying later", exc_info=True)
         await asyncio.sleep(every)
 
 
-async def on_stop(ctx: ServiceContext) -> None:
-    task = ctx.state.pop("housekeeping", None)
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+async def on_stop(auth: Auth) -> None:
+    if auth.housekeeping is not None:
+        auth.housekeeping.cancel()
+        await asyncio.gather(auth.housekeeping, return_exceptions=True)
+        auth.housekeeping = None
 
 
-def consumers(ctx: ServiceContext) -> list[Consumer]:
-    return [
+def consumers(auth: Auth) -> Sequence[Consumer]:
+    return (
         Consumer(
-            queue="auth.on_collection_updated",
-            patterns=(CollectionUpdated.TYPE,),
-            handler=on_collection_updated,
-        )
-    ]
+            "auth.on_collection_updated",
+            (CollectionUpdated.TYPE,),
+            handler=on.on_collection_updated,
+        ),
+    )
 
 
-def tokens(ctx: ServiceContext) -> TokenPorts:
+def tokens(auth: Auth) -> TokenPorts:
     """The keys and revocation list that services in this process verify tokens with."""
-
-    async def is_revoked(claims: Mapping[str, Any]) -> bool:
-        revocations: RevocationList = ctx.state["revocations"]
-        return await revocations.is_revoked(dict(claims))
-
-    return TokenPorts(StaticKeys(lambda: ctx.state["jwks"]()), is_revoked)
+    return TokenPorts(StaticKeys(auth.keyring.jwks), auth.revocations.is_revoked)
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[Auth]:
+    # the routes name ``Auth`` (api/deps.py), so they are imported once it exists
+    from services.auth.api import (
+        approvals,
+        audit,
+        clients,
+        grants,
+        keys,
+        licences,
+        me,
+        oauth,
+        roles,
+        users,
+    )
+
     return ServiceSpec(
         name="auth",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
-        router=router,
+        build=build,
+        routers=(
+            oauth.router,
+            me.router,
+            users.router,
+            roles.router,
+            grants.router,
+            licences.router,
+            approvals.router,
+            clients.router,
+            keys.router,
+            audit.router,
+        ),
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,

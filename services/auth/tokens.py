@@ -1,7 +1,7 @@
 """Signing keys, token issue and revocation.
 
 ``KeyRing`` keeps the live keys in memory: the JWKS that the HTTP endpoint serves and
-that an in-process runtime verifies with (``ctx.state["jwks"]``), and the private key
+that an in-process runtime verifies with (auth's ``TokenPorts``), and the private key
 that signs. ``RevocationList`` answers "is this access token revoked?" from memory,
 reloaded from the database every few seconds so that every auth replica learns of a
 logout or a disabled account.
@@ -57,11 +57,14 @@ class KeyRing:
         # A replica site's database is the primary's, replicated: it reads the keys the
         # primary made and never creates or retires one itself.
         self.read_only = read_only
-        self._wrap = crypto.wrapping_key(secret)
+        self._secret = secret
         self._jwks: dict[str, Any] = {"keys": []}
         self._signer: tuple[str, RSAPrivateKey] | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+
+    def _wrap(self) -> bytes:
+        return crypto.wrapping_key(self._secret)
 
     def jwks(self) -> dict[str, Any]:
         """The public keys that verify tokens (RFC 7517 JWK Set)."""
@@ -94,7 +97,7 @@ class KeyRing:
                         live.append(await self._insert_new(s, now))
             active = [r for r in live if r.state == "active"][-1]
             try:
-                pem = crypto.unseal(self._wrap, active.kid, active.private_key)
+                pem = crypto.unseal(self._wrap(), active.kid, active.private_key)
             except InvalidTag:
                 raise RuntimeError(
                     "the signing keys in the auth database were sealed with another "
@@ -128,7 +131,7 @@ class KeyRing:
             new = await asyncio.to_thread(crypto.generate_key)
         row = SigningKey(
             kid=new.kid,
-            private_key=crypto.seal(self._wrap, new.kid, new.private_pem),
+            private_key=crypto.seal(self._wrap(), new.kid, new.private_pem),
             public_jwk=new.public_jwk,
             state="active",
             created_at=now,

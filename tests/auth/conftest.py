@@ -13,6 +13,8 @@ from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 
 from services.auth import crypto
+from services.auth.consumers import on_collection_updated
+from services.common.events import CollectionUpdated, Licence
 from tests.harness import Platform, platform
 
 ADMIN = ("admin", "admin-test-password")
@@ -82,6 +84,17 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str, **form: str) ->
         "/nbia-api/oauth/token",
         data={"grant_type": "refresh_token", "refresh_token": refresh_token, **form},
     )
+
+
+async def collection_known(p: Platform, name: str, licence: str, access: str = "limited") -> None:
+    """auth takes in intake's collection.updated for ``name`` the way its consumer does
+    from the bus (inbox and all), without waiting on the bus: tests/common and tests/e2e
+    cover delivery."""
+    event = CollectionUpdated(name=name, licence=Licence(id=licence), access=access)  # type: ignore[arg-type]
+    consume = p.runtime.contexts["auth"].messaging.idempotent(
+        "auth.on_collection_updated", on_collection_updated
+    )
+    await consume(event.event("/test/intake", subject=name))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

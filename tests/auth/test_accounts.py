@@ -14,20 +14,20 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select, update
 
+from services.auth.bootstrap import Auth
 from services.auth.models import (
     Account,
-    Collection,
     LicenceAcceptance,
     LoginFailure,
     RefreshToken,
 )
 from services.auth.tokens import prune_expired
-from services.common.events import CollectionUpdated, Licence
 from tests.auth.conftest import (
     ADMIN,
     admin_token,
     bearer,
     claims_of,
+    collection_known,
     login,
     refresh,
     register,
@@ -45,20 +45,6 @@ async def admin(p: Platform) -> dict[str, str]:
 
 def db_bytes(p: Platform) -> bytes:
     return b"".join(f.read_bytes() for f in (p.settings.data_dir / "db").glob("auth.sqlite*"))
-
-
-async def collection_known(p: Platform, name: str, licence: str, access: str = "limited") -> None:
-    """Publish intake's collection.updated and wait until auth has taken it in."""
-    event = CollectionUpdated(name=name, licence=Licence(id=licence), access=access)  # type: ignore[arg-type]
-    await p.runtime.bus.publish([event.event("/test/intake", subject=name)])
-    db = p.runtime.contexts["auth"].db
-
-    async def known() -> bool:
-        async with db.session() as s:
-            row = await s.get(Collection, name)
-            return row is not None and row.licence_id == licence
-
-    await p.wait_until(known, timeout=10, what=f"auth to learn of {name}")
 
 
 # -- registration and secrets ----------------------------------------------------------
@@ -461,7 +447,7 @@ async def test_a_disabled_account_is_locked_out_at_once(p: Platform, admin: dict
     assert refused.status_code == 401 and "disabled" in refused.json()["error_description"]
     assert (await refresh(p.client, tokens["refresh_token"])).status_code == 401
     # the check every service in the process uses
-    assert await p.runtime.contexts["auth"].state["is_revoked"](claims_of(tokens["access_token"]))
+    assert await p.runtime.deps_of(Auth).revocations.is_revoked(claims_of(tokens["access_token"]))
 
     assert (await p.client.post("/api/auth/users/dave/enable", headers=admin)).status_code == 200
     assert (await token_reply(p.client, "dave", "dave-password-1")).status_code == 200

@@ -258,7 +258,7 @@ def test_seed_licences() -> None:
 def test_the_client_address_is_the_one_the_gateway_appended() -> None:
     from starlette.requests import Request
 
-    from services.auth.api import client_ip
+    from services.auth.api.deps import client_ip
 
     def request(*forwarded: bytes) -> Request:
         headers = [(b"x-forwarded-for", f) for f in forwarded]

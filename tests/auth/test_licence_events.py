@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import delete, select, update
 
+from services.auth.bootstrap import Auth
 from services.auth.domain import SEED_LICENCES
 from services.auth.models import Licence, SigningKey, metadata, outbox
 from services.auth.tokens import utcnow
@@ -89,7 +90,7 @@ async def test_a_replica_serves_the_primarys_keys_and_writes_nothing(tmp_path: P
         old = (await login(p.client, *ADMIN))["access_token"]
         new_kid = (await p.client.post("/api/auth/keys/rotate", headers=bearer(old))).json()["kid"]
         current = (await login(p.client, *ADMIN))["access_token"]
-        keyring = p.runtime.contexts["auth"].state["keyring"]
+        keyring = p.runtime.deps_of(Auth).keyring
         old_kid = next(k.kid for k in await keyring.keys() if k.kid != new_kid)
     # Leave work a primary would do at its next start: a previous key past its retirement
     # (retire it), no licences (seed them), and a changed admin password (rehash it).

@@ -40,8 +40,8 @@ async def test_migration_matches_the_models_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-async def test_migration_matches_the_models_on_postgres(fresh_pg_url: str) -> None:
-    db = Database(fresh_pg_url, schema="auth")
+async def test_migration_matches_the_models_on_postgres(pg_url: str) -> None:
+    db = Database(pg_url, schema="auth")
     try:
         assert await _migrated_diff(db) == []
     finally:
@@ -49,8 +49,8 @@ async def test_migration_matches_the_models_on_postgres(fresh_pg_url: str) -> No
 
 
 @pytest.mark.postgres
-async def test_auth_on_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
-    async with platform(tmp_path, services=["auth"], database_url=fresh_pg_url) as p:
+async def test_auth_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    async with platform(tmp_path, services=["auth"], database_url=pg_url) as p:
         admin = bearer((await login(p.client, *ADMIN))["access_token"])
         await register(p.client, "pia", "pia-password-1")
         tokens = await login(p.client, "pia", "pia-password-1")
@@ -80,7 +80,7 @@ async def test_auth_on_postgres(tmp_path: Path, fresh_pg_url: str) -> None:
             k["kid"] for k in (await p.client.get("/api/auth/.well-known/jwks.json")).json()["keys"]
         }
     # a restart finds the same keys, admin and accounts in the auth schema
-    async with platform(tmp_path, services=["auth"], database_url=fresh_pg_url) as p:
+    async with platform(tmp_path, services=["auth"], database_url=pg_url) as p:
         tokens = await login(p.client, *ADMIN)
         assert (
             await p.client.get("/api/auth/me", headers=bearer(tokens["access_token"]))

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from services.auth.models import Collection
-from services.common.events import CollectionUpdated, Licence
-from tests.auth.conftest import ADMIN, bearer, login, register
+from tests.auth.conftest import ADMIN, bearer, collection_known, login, register
 from tests.harness import Platform, platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -33,16 +31,7 @@ class World:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     async with platform(tmp_path_factory.mktemp("auth"), services=["auth"]) as p:
-        event = CollectionUpdated(
-            name="Coll-M", licence=Licence(id="TCIA-Restricted"), access="limited"
-        )
-        await p.runtime.bus.publish([event.event("/test/intake", subject="Coll-M")])
-
-        async def known() -> bool:
-            async with p.runtime.contexts["auth"].db.session() as s:
-                return await s.get(Collection, "Coll-M") is not None
-
-        await p.wait_until(known, timeout=10, what="collection.updated to reach auth")
+        await collection_known(p, "Coll-M", "TCIA-Restricted")
         admin = bearer((await login(p.client, *ADMIN))["access_token"])
         for name in ("plain", "boss", *(f"target-{x}" for x in PERSONAS)):
             await register(p.client, name, f"{name}-password-1")

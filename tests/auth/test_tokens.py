@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 
+from services.auth.bootstrap import Auth
 from services.common.security import InvalidToken
 from tests.auth.conftest import (
     ADMIN,
@@ -168,26 +169,26 @@ def _signed(claims_change: dict[str, Any]) -> Forge:
     """A token signed with the real, current key, with some claims changed."""
 
     def forge(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
-        kid, key = p.runtime.contexts["auth"].state["keyring"].signer()
+        kid, key = p.runtime.deps_of(Auth).keyring.signer()
         return jwt.encode({**good, **claims_change}, key, algorithm="RS256", headers={"kid": kid})
 
     return forge
 
 
 def _no_expiry(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
-    kid, key = p.runtime.contexts["auth"].state["keyring"].signer()
+    kid, key = p.runtime.deps_of(Auth).keyring.signer()
     forever = {k: v for k, v in good.items() if k != "exp"}
     return jwt.encode(forever, key, algorithm="RS256", headers={"kid": kid})
 
 
 def _alg_none(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
-    kid = p.runtime.contexts["auth"].state["keyring"].signer()[0]
+    kid = p.runtime.deps_of(Auth).keyring.signer()[0]
     return _unsigned({"alg": "none", "typ": "JWT", "kid": kid}, {**good, "roles": ["admin"]}) + "."
 
 
 def _hs256_with_public_key(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
     # The classic key-confusion attack: HMAC keyed with the published RSA public key.
-    kid, key = p.runtime.contexts["auth"].state["keyring"].signer()
+    kid, key = p.runtime.deps_of(Auth).keyring.signer()
     pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -203,12 +204,12 @@ def _unknown_kid(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
 
 
 def _real_kid_wrong_key(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
-    kid = p.runtime.contexts["auth"].state["keyring"].signer()[0]
+    kid = p.runtime.deps_of(Auth).keyring.signer()[0]
     return jwt.encode(good, _rogue_key(), algorithm="RS256", headers={"kid": kid})
 
 
 def _no_kid(p: Platform, good: dict[str, Any], _: dict[str, Any]) -> str:
-    _, key = p.runtime.contexts["auth"].state["keyring"].signer()
+    _, key = p.runtime.deps_of(Auth).keyring.signer()
     return jwt.encode(good, key, algorithm="RS256")
 
 
@@ -411,6 +412,6 @@ async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
 async def test_private_keys_are_encrypted_at_rest(p: Platform) -> None:
     raw = b"".join(f.read_bytes() for f in Path(p.settings.data_dir / "db").glob("auth.sqlite*"))
     assert b"PRIVATE KEY" not in raw
-    _, key = p.runtime.contexts["auth"].state["keyring"].signer()
+    _, key = p.runtime.deps_of(Auth).keyring.signer()
     d = key.private_numbers().d.to_bytes(256, "big")
     assert d not in raw

@@ -1,4 +1,4 @@
-"""Event handlers of the auth service."""
+"""auth's event consumers."""
 
 from __future__ import annotations
 

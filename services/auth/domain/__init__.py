@@ -1,20 +1,71 @@
 """Pure rules of the auth service: names, roles and who may grant them, what a token
-says, when licences count as approved, and how password guessing is slowed down.
+says, when licences count as approved; and
+
+* :mod:`.throttle` — how password guessing is slowed down;
+* :mod:`.texts` — the standard licences and the data usage policy.
 
 No I/O here: callers pass in the time and the rows they loaded.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.auth.domain.texts import DATA_USAGE_POLICY, POLICY_VERSION, SEED_LICENCES, LicenceSeed
+from services.auth.domain.throttle import (
+    PER_ACCOUNT,
+    PER_ADDRESS,
+    ThrottlePolicy,
+    failures_after_one_more,
+    lockout_seconds,
+    retry_after,
+)
+from services.common.app import Conflict, DomainError, Forbidden, NotFound
 from services.common.contracts import ROLES, collection_name_problem
 from services.common.security import Principal
+
+__all__ = [
+    "DATA_USAGE_POLICY",
+    "PER_ACCOUNT",
+    "PER_ADDRESS",
+    "POLICY_VERSION",
+    "SEED_LICENCES",
+    "Conflict",
+    "Forbidden",
+    "LicenceSeed",
+    "NotFound",
+    "ThrottlePolicy",
+    "failures_after_one_more",
+    "lockout_seconds",
+    "retry_after",
+]
+
+
+class Invalid(DomainError):
+    """A request the rules refuse as it stands (a short password, a bad role)."""
+
+    status = 422
+
+
+class Unauthenticated(DomainError):
+    """No valid session to act on (a missing or broken bearer token)."""
+
+    status = 401
+
+
+class Throttled(DomainError):
+    """Too many failed attempts: wait ``retry_after`` seconds."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; try again in {retry_after} seconds")
+        self.headers = {"Retry-After": str(retry_after)}
+
 
 # Token lifetimes. Access tokens live one hour (issue 4); refresh tokens one day, so a
 # CLI session survives a long download without keeping a password around.
@@ -123,6 +174,14 @@ def role_problem(role: str, collection: str, site: str) -> str | None:
     if site and not _SITE.match(site):
         return "a site name is 1-64 letters, digits, '.', '-' or '_'"
     return None
+
+
+def role_row(role: str, collection: str | None = None, site: str | None = None) -> RoleRow:
+    """A role assignment as asked for, or ``Invalid`` saying what is wrong with it."""
+    row = RoleRow(role, collection or "", site or "")
+    if problem := role_problem(row.role, row.collection, row.site):
+        raise Invalid(problem)
+    return row
 
 
 def may_grant_role(principal: Principal, role: str, collection: str) -> bool:
@@ -293,128 +352,3 @@ def key_live(state: str, retire_at: datetime | None, now: datetime) -> bool:
     if state == "active":
         return True
     return state == "previous" and retire_at is not None and now < retire_at
-
-
-# -- throttling ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ThrottlePolicy:
-    """After ``threshold`` failures in a row, each further failure doubles the lockout
-    (``base`` seconds, at most ``cap``); a quiet ``forget_after`` seconds starts over."""
-
-    threshold: int
-    base: float = 30.0
-    cap: float = 900.0
-    forget_after: float = 3600.0
-
-
-# Per account: a handful of tries. Per address: more, as many people may share one NAT.
-PER_ACCOUNT = ThrottlePolicy(threshold=5)
-PER_ADDRESS = ThrottlePolicy(threshold=20)
-
-
-def lockout_seconds(policy: ThrottlePolicy, failures: int) -> float:
-    if failures < policy.threshold:
-        return 0.0
-    return float(min(policy.cap, policy.base * 2 ** (failures - policy.threshold)))
-
-
-def failures_after_one_more(
-    policy: ThrottlePolicy, failures: int, last_failure: datetime | None, now: datetime
-) -> int:
-    if last_failure is None or (now - last_failure).total_seconds() > policy.forget_after:
-        return 1
-    return failures + 1
-
-
-def retry_after(locked_until: datetime, now: datetime) -> int:
-    """Whole seconds for a ``Retry-After`` header (never 0 while locked)."""
-    return max(1, math.ceil((locked_until - now).total_seconds()))
-
-
-# -- seeds ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LicenceSeed:
-    id: str
-    name: str
-    url: str
-    text: str
-    commercial_use: bool
-    requires_approval: bool
-
-
-_CC_TEXT = (
-    "You may share and adapt the data for any purpose{nc}, provided you give appropriate "
-    "credit: cite the collection's DOI and this archive, link to the licence, and say if "
-    "changes were made. The full legal code is at the licence URL."
-)
-
-#: Names and URLs as intake's built-in licences have them (services/intake/domain.py;
-#: tests/intake/test_licences.py checks they agree): a collection shows the same licence
-#: whether intake resolved it from auth's announcement or, before that, from its own list.
-SEED_LICENCES = (
-    LicenceSeed(
-        "CC-BY-4.0",
-        "CC BY 4.0",
-        "https://creativecommons.org/licenses/by/4.0/",
-        _CC_TEXT.format(nc=", even commercially"),
-        commercial_use=True,
-        requires_approval=False,
-    ),
-    LicenceSeed(
-        "CC-BY-3.0",
-        "CC BY 3.0",
-        "https://creativecommons.org/licenses/by/3.0/",
-        _CC_TEXT.format(nc=", even commercially"),
-        commercial_use=True,
-        requires_approval=False,
-    ),
-    LicenceSeed(
-        "CC-BY-NC-4.0",
-        "CC BY-NC 4.0",
-        "https://creativecommons.org/licenses/by-nc/4.0/",
-        _CC_TEXT.format(nc=" except commercial use"),
-        commercial_use=False,
-        requires_approval=False,
-    ),
-    LicenceSeed(
-        "CC-BY-NC-3.0",
-        "CC BY-NC 3.0",
-        "https://creativecommons.org/licenses/by-nc/3.0/",
-        _CC_TEXT.format(nc=" except commercial use"),
-        commercial_use=False,
-        requires_approval=False,
-    ),
-    LicenceSeed(
-        "TCIA-Restricted",
-        "TCIA Restricted License",
-        "https://www.cancerimagingarchive.net/data-usage-policies-and-restrictions/",
-        "Access to these collections needs a signed restricted licence agreement approved "
-        "by the archive. Use the data for non-commercial research only, do not share it "
-        "onwards, do not attempt to identify participants, and cite the collection.",
-        commercial_use=False,
-        requires_approval=True,
-    ),
-    LicenceSeed(
-        "NCTN-Data-Archive",
-        "NCTN Data Archive License",
-        "https://nctn-data-archive.nci.nih.gov/",
-        "Data from NCI's National Clinical Trials Network trials. Access needs an approved "
-        "data use agreement; use it for the approved research only, do not share it "
-        "onwards, do not attempt to identify participants, and cite the trial.",
-        commercial_use=False,
-        requires_approval=True,
-    ),
-)
-
-POLICY_VERSION = "1"
-DATA_USAGE_POLICY = (
-    "By using data from this archive you agree: not to use it, alone or with other "
-    "information, to identify or contact the people it came from; to cite each "
-    "collection you use (its DOI) and this archive in every presentation or publication; "
-    "to honour each collection's licence; and, if you mirror or re-serve the data, to "
-    "carry this attribution and this policy to your own users."
-)

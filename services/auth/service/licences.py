@@ -1,0 +1,237 @@
+"""Licences and their acceptances: the standard licences seeded at first start, an
+admin's changes (each announced in ``licence.updated``), a user accepting one, and an
+approver approving or revoking it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from services.auth import domain, queries
+from services.auth.domain import SEED_LICENCES, Conflict, Invalid, NotFound
+from services.auth.models import Account, Collection, Licence, LicenceAcceptance
+from services.auth.schemas import AcceptanceOut, LicenceOut
+from services.auth.service.audit import Caller, denied, require_admin
+from services.auth.tokens import utcnow
+from services.common.events import Event, LicenceUpdated
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from services.auth.bootstrap import Auth
+
+
+def licence_updated(lic: Licence, source: str, *, deleted: bool = False) -> Event:
+    """The ``licence.updated`` event that tells other services (intake) of a licence's
+    current id, name and URL, or that it was deleted. Emit it in the unit of work that
+    changed the row."""
+    return LicenceUpdated(
+        id=lic.id,
+        name=lic.name,
+        url=lic.url,
+        commercial_use=lic.commercial_use,
+        requires_approval=lic.requires_approval,
+        deleted=deleted,
+    ).event(source, subject=lic.id)
+
+
+async def seed(auth: Auth) -> int:
+    """The standard licences, at first start (when the table is empty), announced like
+    any licence made through the API so that intake knows them. Returns how many."""
+    async with auth.uow() as unit:
+        if await unit.session.scalar(select(func.count()).select_from(Licence)):
+            return 0
+        now = utcnow()
+        seeded = [
+            Licence(
+                id=x.id,
+                name=x.name,
+                url=x.url,
+                text=x.text,
+                commercial_use=x.commercial_use,
+                requires_approval=x.requires_approval,
+                created_at=now,
+                updated_at=now,
+            )
+            for x in SEED_LICENCES
+        ]
+        unit.session.add_all(seeded)
+        unit.emit(*(licence_updated(lic, auth.source) for lic in seeded))
+        return len(seeded)
+
+
+# -- an admin's changes ----------------------------------------------------------------
+
+
+async def create(auth: Auth, caller: Caller, fields: dict[str, Any]) -> LicenceOut:
+    await require_admin(auth, caller, "create licences")
+    licence_id = fields["id"]
+    if problem := domain.licence_id_problem(licence_id):
+        raise Invalid(problem)
+    now = utcnow()
+    async with auth.uow(caller) as unit:
+        if await unit.session.get(Licence, licence_id) is not None:
+            raise Conflict(f"licence {licence_id!r} exists; change it with PATCH")
+        lic = Licence(**fields, created_at=now, updated_at=now)
+        unit.session.add(lic)
+        unit.audit("licence_created", subject=licence_id)
+        unit.emit(licence_updated(lic, auth.source))
+        return queries.licence_out(lic)
+
+
+async def update(
+    auth: Auth, caller: Caller, licence_id: str, changes: dict[str, Any]
+) -> LicenceOut:
+    await require_admin(auth, caller, "change licences")
+    async with auth.uow(caller) as unit:
+        lic = await queries.get_licence(unit.session, licence_id)
+        for k, v in changes.items():
+            setattr(lic, k, v)
+        lic.updated_at = utcnow()
+        unit.audit("licence_changed", subject=lic.id, fields=sorted(changes))
+        unit.emit(licence_updated(lic, auth.source))
+        return queries.licence_out(lic)
+
+
+async def delete(auth: Auth, caller: Caller, licence_id: str) -> None:
+    await require_admin(auth, caller, "delete licences")
+    async with auth.uow(caller) as unit:
+        s = unit.session
+        lic = await queries.get_licence(s, licence_id)
+        used = await s.scalar(
+            select(func.count())
+            .select_from(LicenceAcceptance)
+            .where(LicenceAcceptance.licence_id == lic.id)
+        ) or await s.scalar(
+            select(func.count()).select_from(Collection).where(Collection.licence_id == lic.id)
+        )
+        if used:
+            raise Conflict(
+                f"licence {lic.id!r} is in use by collections or acceptances; "
+                "change its text instead"
+            )
+        await s.delete(lic)
+        unit.audit("licence_deleted", subject=lic.id)
+        unit.emit(licence_updated(lic, auth.source, deleted=True))
+
+
+# -- acceptances -----------------------------------------------------------------------
+
+
+async def acceptance(s: AsyncSession, account_id: int, licence_id: str) -> LicenceAcceptance | None:
+    return (
+        await s.scalars(
+            select(LicenceAcceptance).where(
+                LicenceAcceptance.account_id == account_id,
+                LicenceAcceptance.licence_id == licence_id,
+            )
+        )
+    ).one_or_none()
+
+
+async def accept(auth: Auth, caller: Caller, licence_id: str) -> AcceptanceOut:
+    """The caller accepts a licence: open licences are approved at once (self-approved);
+    restricted ones are recorded as a request for an admin or a collection's manager. An
+    approved, unexpired acceptance is left as it is."""
+    async with auth.uow(caller) as unit:
+        s = unit.session
+        acc = await queries.own_account(s, caller.name)
+        lic = await queries.get_licence(s, licence_id)
+        now = utcnow()
+        row = await acceptance(s, acc.id, lic.id)
+        if row is None or not (
+            domain.acceptance_active(row.status, row.expires_at, now)
+            or (row.status == "requested" and lic.requires_approval)
+        ):
+            if row is None:
+                row = LicenceAcceptance(account_id=acc.id, licence_id=lic.id)
+                s.add(row)
+            row.requested_at, row.expires_at = now, None
+            if lic.requires_approval:
+                row.status, row.approved_by, row.approved_at = "requested", None, None
+            else:
+                row.status, row.approved_by, row.approved_at = "approved", acc.name, now
+            approved = row.status == "approved"
+            unit.audit(
+                "licence_approved" if approved else "licence_requested",
+                subject=acc.name,
+                licence=lic.id,
+                self_approved=approved,
+            )
+        return queries.acceptance_out(row, acc.name, utcnow())
+
+
+async def approve_for(
+    s: AsyncSession,
+    acc: Account,
+    lic: Licence,
+    *,
+    by: str,
+    now: datetime,
+    expires_at: datetime | None,
+) -> LicenceAcceptance:
+    row = await acceptance(s, acc.id, lic.id)
+    if row is None:
+        # An approver may record an agreement signed on paper without a prior request.
+        row = LicenceAcceptance(account_id=acc.id, licence_id=lic.id, requested_at=now)
+        s.add(row)
+    row.status, row.approved_by, row.approved_at, row.expires_at = "approved", by, now, expires_at
+    return row
+
+
+async def _may_approve(auth: Auth, caller: Caller, licence_id: str) -> bool:
+    async with auth.db.session() as s:
+        return domain.may_approve_licence(
+            caller.principal, licence_id, await queries.collection_licences(s)
+        )
+
+
+async def requests(auth: Auth, caller: Caller, status: str) -> list[AcceptanceOut]:
+    """Acceptances waiting for approval: all of them for an admin, those of the licences
+    of their collections for a manager."""
+    mine: set[str] | None = None
+    if not caller.principal.is_admin:
+        async with auth.db.session() as s:
+            mine = domain.managed_licences(caller.principal, await queries.collection_licences(s))
+        if not mine:
+            raise await denied(auth, caller, "see licence requests")
+    return await queries.licence_requests(auth.db, status, mine)
+
+
+async def approve(
+    auth: Auth, caller: Caller, username: str, licence_id: str, expires_at: datetime | None
+) -> AcceptanceOut:
+    """Approve a licence for an account (admin, or a manager of a collection under that
+    licence), optionally until ``expires_at``."""
+    if not await _may_approve(auth, caller, licence_id):
+        raise await denied(auth, caller, f"approve the {licence_id} licence")
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise Invalid("expires_at is in the past; give a future date")
+    async with auth.uow(caller) as unit:
+        acc = await queries.get_account(unit.session, domain.normalise_username(username))
+        lic = await queries.get_licence(unit.session, licence_id)
+        row = await approve_for(
+            unit.session, acc, lic, by=caller.name, now=now, expires_at=expires_at
+        )
+        unit.audit(
+            "licence_approved",
+            subject=acc.name,
+            licence=lic.id,
+            expires_at=expires_at.isoformat() if expires_at else None,
+        )
+        return queries.acceptance_out(row, acc.name, now)
+
+
+async def revoke(auth: Auth, caller: Caller, username: str, licence_id: str) -> None:
+    if not await _may_approve(auth, caller, licence_id):
+        raise await denied(auth, caller, f"revoke the {licence_id} licence")
+    async with auth.uow(caller) as unit:
+        acc = await queries.get_account(unit.session, domain.normalise_username(username))
+        row = await acceptance(unit.session, acc.id, licence_id)
+        if row is None or row.status == "revoked":
+            raise NotFound(f"{acc.name!r} holds no {licence_id} licence")
+        row.status = "revoked"
+        unit.audit("licence_revoked", subject=acc.name, licence=licence_id)
