@@ -4,10 +4,14 @@ Generates N synthetic 512×512 CT instances (deterministic, ~526 KB each), start
 platform (embedded: `imarc up`; distributed: one process per service against PostgreSQL,
 RabbitMQ and an S3 stand-in), uploads them in parallel multipart batches, publishes the
 collection once every instance is de-identified, and waits until the catalog lists every instance.
-Prints instances/s and MB/s per phase and for the whole run.
+Prints instances/s and MB/s per phase and for the whole run, and what each instance cost
+(bench/costs.py): CPU ms per instance of every server process (in embedded mode also of
+every service on the shared event loop), peak RSS per process, SQL statements and
+transactions per instance and bytes of event JSON per instance, per service.
 
     python bench/submit_bench.py --instances 2000 --mode embedded
-    python bench/submit_bench.py --instances 500 --mode distributed
+    python bench/submit_bench.py --instances 500 --mode distributed            # file store
+    python bench/submit_bench.py --instances 500 --mode distributed --store s3 # S3 stand-in
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from costs import ProcessWatch, difference, report, scrape  # noqa: E402
+
 from imarc.stack import Stack, drop_database, free_port  # noqa: E402
 from imarc.synth import corpus  # noqa: E402
 from services.common.settings import SERVICES  # noqa: E402
@@ -47,7 +53,9 @@ def generate(n: int, out: Path) -> tuple[list[Path], int]:
     return files, total
 
 
-def start_embedded(data: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def start_embedded(
+    data: Path, metrics_port: int = 0, account_cpu: bool = False
+) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     log = open(data / "imarc.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -64,7 +72,12 @@ def start_embedded(data: Path) -> tuple[str, subprocess.Popen[bytes]]:
         ],
         stdout=log,
         stderr=log,
-        env={**os.environ, "IMARC_LOG_LEVEL": "WARNING"},
+        env={
+            **os.environ,
+            "IMARC_LOG_LEVEL": "WARNING",
+            "IMARC_METRICS_PORT": str(metrics_port),
+            "IMARC_ACCOUNT_CPU": "1" if account_cpu else "",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -78,9 +91,37 @@ def start_embedded(data: Path) -> tuple[str, subprocess.Popen[bytes]]:
     raise SystemExit(f"imarc did not start; see {data / 'imarc.log'}")
 
 
+class Meter:
+    """The processes and metrics ports of the platform under test."""
+
+    def __init__(self, pids: dict[str, int], metrics: list[str]) -> None:
+        self.watch = ProcessWatch(pids).start()
+        self.metrics = metrics
+
+    def counters(self) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for url in self.metrics:
+            for k, v in scrape(url).items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
+    def begin(self) -> None:
+        self.cpu0, self.counters0 = self.watch.baseline(), self.counters()
+
+    def end(self, n: int) -> dict[str, object]:
+        counters = difference(self.counters(), self.counters0)
+        return report(n, self.watch.stop(), self.cpu0, counters)
+
+
 def run(
-    url: str, creds: dict[str, str], files: list[Path], total_bytes: int, parallel: int, batch: int
-) -> dict[str, float]:
+    url: str,
+    creds: dict[str, str],
+    files: list[Path],
+    total_bytes: int,
+    parallel: int,
+    batch: int,
+    meter: Meter | None = None,
+) -> dict[str, object]:
     url_base = url
     http = httpx.Client(base_url=url, timeout=600)
     tok = http.post("/api/auth/token", data={"grant_type": "password", **creds}).json()
@@ -105,6 +146,8 @@ def run(
         r.raise_for_status()
         return int(r.json()["accepted_count"])
 
+    if meter is not None:
+        meter.begin()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
         accepted = sum(pool.map(send, batches))
@@ -131,6 +174,7 @@ def run(
         time.sleep(0.1)
     t_all = time.perf_counter() - t0
     mb = total_bytes / 1e6
+    costs = meter.end(n) if meter is not None else {}
     return {
         "instances": n,
         "MB": round(mb, 1),
@@ -140,7 +184,30 @@ def run(
         "published_s": round(t_all, 2),
         "end_to_end_inst_per_s": round(n / t_all, 1),
         "end_to_end_MB_per_s": round(mb / t_all, 1),
+        **costs,
     }
+
+
+class MeteredStack(Stack):
+    """A distributed deployment whose processes each serve metrics on a port of their own."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.metrics_ports: dict[str, int] = {}
+
+    def _spawn(self, name: str, port: int) -> None:
+        self.metrics_ports[name] = free_port()
+        base, self.env = self.env, {**self.env, "IMARC_METRICS_PORT": str(self.metrics_ports[name])}
+        try:
+            super()._spawn(name, port)
+        finally:
+            self.env = base
+
+    def meter(self) -> Meter:
+        return Meter(
+            {name: p.pid for name, p in self.procs.items()},
+            [f"http://127.0.0.1:{port}/metrics" for port in self.metrics_ports.values()],
+        )
 
 
 def main() -> None:
@@ -149,8 +216,15 @@ def main() -> None:
     )
     ap.add_argument("--instances", type=int, default=2000)
     ap.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    ap.add_argument("--store", choices=["file", "s3"], default="file", help="distributed mode")
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--batch", type=int, default=25)
+    ap.add_argument(
+        "--no-cpu-by-service",
+        dest="cpu_by_service",
+        action="store_false",
+        help="embedded mode: do not time the event loop's callbacks per service",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="imarc-bench-") as tmp:
         work = Path(tmp)
@@ -158,11 +232,14 @@ def main() -> None:
         files, total = generate(args.instances, work / "corpus")
         data = work / "data"
         data.mkdir()
+        result: dict[str, object]
         if args.mode == "embedded":
-            url, proc = start_embedded(data)
+            metrics_port = free_port()
+            url, proc = start_embedded(data, metrics_port, args.cpu_by_service)
             try:
                 creds = json.loads((data / "admin-credentials.json").read_text())
-                result = run(url, creds, files, total, args.parallel, args.batch)
+                meter = Meter({"imarc up": proc.pid}, [f"http://127.0.0.1:{metrics_port}/metrics"])
+                result = run(url, creds, files, total, args.parallel, args.batch, meter)
             except BaseException:
                 print((data / "imarc.log").read_text()[-6000:], file=sys.stderr)
                 raise
@@ -171,25 +248,30 @@ def main() -> None:
                 proc.wait(30)
         else:
             run_id = os.urandom(4).hex()
-            stack = Stack(
-                data,
-                env={
-                    "IMARC_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/imarc_bench_{run_id}",
-                    "IMARC_BUS_PREFIX": f"bench-{run_id}.",
-                    "IMARC_LOG_LEVEL": "WARNING",
-                },
-                ports={s: free_port() for s in SERVICES},
-                gateway_port=free_port(),
+            env = {
+                "IMARC_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/imarc_bench_{run_id}",
+                "IMARC_BUS_PREFIX": f"bench-{run_id}.",
+                "IMARC_LOG_LEVEL": "WARNING",
+            }
+            if args.store == "file":  # shared by the processes of this one machine
+                env["IMARC_STORE_URL"] = f"file://{data / 'objects'}"
+            stack = MeteredStack(
+                data, env=env, ports={s: free_port() for s in SERVICES}, gateway_port=free_port()
             )
             stack.start(timeout=120)
             try:
                 creds = json.loads((data / "admin-credentials.json").read_text())
-                result = run(stack.url, creds, files, total, args.parallel, args.batch)
+                result = run(
+                    stack.url, creds, files, total, args.parallel, args.batch, stack.meter()
+                )
             finally:
                 stack.stop()
                 stack.destroy_broker_objects()
                 asyncio.run(drop_database(stack.env["IMARC_DATABASE_URL"]))
-        result["mode"] = args.mode  # type: ignore[assignment]
+            result["store"] = args.store
+        result["mode"] = args.mode
+        result["cores"] = os.cpu_count() or 0
+        result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
         print(json.dumps(result, indent=2))
 
 

@@ -64,7 +64,11 @@ def serve_app(application: object, settings: Settings, host: str, port: int) -> 
         from services.common.metrics import start_metrics_server
 
         start_metrics_server(settings.metrics_port, settings.metrics_host or host)
-    uvicorn.run(application, host=host, port=port, log_level="warning")  # type: ignore[arg-type]
+    from services.common.accounting import cpu_accounting_requested
+
+    # timing callbacks per service needs asyncio's own loop (see services/common/accounting.py)
+    loop = "asyncio" if cpu_accounting_requested() else "auto"
+    uvicorn.run(application, host=host, port=port, log_level="warning", loop=loop)  # type: ignore[arg-type]
 
 
 def serve(

@@ -22,6 +22,12 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.common.accounting import (
+    OWNER,
+    OwnerMiddleware,
+    cpu_accounting_requested,
+    install_loop_accounting,
+)
 from services.common.app import Probe, create_app, provide
 from services.common.bus import EXCHANGE, Bus, EmbeddedBus, RabbitBus
 from services.common.db import Database
@@ -184,7 +190,10 @@ class Runtime:
             await self.contexts[spec.name].db.migrate(spec.migrations)
 
     def _instrument(self, queue: str, handler: Any) -> Any:
+        service = queue.split(".", 1)[0]
+
         async def handle(event: Event) -> None:
+            OWNER.set(service)  # this delivery's task works for the consuming service
             try:
                 await handler(event)
             except Exception:
@@ -223,6 +232,8 @@ class Runtime:
         return self.settings.site_role == "replica"
 
     async def start(self) -> None:
+        if cpu_accounting_requested():
+            install_loop_accounting()
         await self.store.ensure_zones()
         await self.bus.start()
         if not self.replica:
@@ -286,6 +297,7 @@ class Runtime:
 
         service = self.specs[0].name if len(self.specs) == 1 else None
         app = create_app(title, lifespan=lifespan, probes=self.probes, service=service)
+        app.add_middleware(OwnerMiddleware, service=service)
         app.state.verifier = self.verifier
         app.state.runtime = self
         # logout, revoked sessions and disabled accounts are refused by every service

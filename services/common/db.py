@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
@@ -22,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from services.common.accounting import SQL_STATEMENTS, SQL_TRANSACTIONS
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -52,6 +55,11 @@ def conflict_insert(dialect: str, table: Any) -> Any:
     """An ``INSERT`` that takes ``ON CONFLICT`` clauses on either backend: the one place
     that chooses between PostgreSQL's and SQLite's forms, for every service's upserts."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def json_text(value: Any) -> str:
+    """JSON columns are written with orjson (one fast JSON library for events and rows)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -89,9 +97,13 @@ class Database:
                 max_overflow=10,
                 pool_pre_ping=True,
             )
+        kwargs.update(json_serializer=json_text, json_deserializer=orjson.loads)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        statements, commits = SQL_STATEMENTS.labels(schema), SQL_TRANSACTIONS.labels(schema)
+        event.listen(self.engine.sync_engine, "before_cursor_execute", lambda *_: statements.inc())
+        event.listen(self.engine.sync_engine, "commit", lambda *_: commits.inc())
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> AsyncSession:

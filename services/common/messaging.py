@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     bindparam,
     cast,
     delete,
@@ -40,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.accounting import EVENT_BYTES, OWNER
 from services.common.bus import Bus, Encoded
 from services.common.db import Database, conflict_insert
 from services.common.events import Event
@@ -51,6 +53,17 @@ T = TypeVar("T")
 _SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class EncodedJSON(TypeDecorator[str]):
+    """A JSON column bound from JSON text the caller encoded: an event is serialised once,
+    by its own model, and stored and sent as those bytes."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> None:
+        return None
+
+
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     """Add the ``outbox`` and ``inbox`` tables to a service's metadata."""
     outbox = Table(
@@ -59,7 +72,7 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("seq", _SEQ, primary_key=True, autoincrement=True),
         Column("id", String(64), nullable=False, unique=True),
         Column("type", String(200), nullable=False),
-        Column("body", JSON, nullable=False),
+        Column("body", EncodedJSON, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True, index=True),
     )
@@ -104,6 +117,7 @@ class Messaging:
         self._seen_stmt: Any = None
         self._committer: asyncio.Task[None] | None = None
         self._on_published = on_published
+        self._event_bytes = EVENT_BYTES.labels(service)
 
     # -- producing ---------------------------------------------------------------
 
@@ -112,13 +126,12 @@ class Messaging:
         if not events:
             return
         now = datetime.now(UTC)
-        await session.execute(
-            insert(self.outbox),
-            [
-                {"id": e.id, "type": e.type, "body": e.model_dump(mode="json"), "created_at": now}
-                for e in events
-            ],
-        )
+        rows = [
+            {"id": e.id, "type": e.type, "body": e.model_dump_json(), "created_at": now}
+            for e in events
+        ]
+        self._event_bytes.inc(sum(len(r["body"]) for r in rows))
+        await session.execute(insert(self.outbox), rows)
 
     def notify(self) -> None:
         """Wake the relay (call after a commit that emitted events)."""
@@ -191,6 +204,7 @@ class Messaging:
             log.warning("pruning the outbox of %s failed", self.service, exc_info=True)
 
     async def run_relay(self, idle: float = 1.0) -> None:
+        OWNER.set(self.service)
         while True:
             await self._prune_now_and_then()
             self._wake.clear()
