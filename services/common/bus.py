@@ -9,6 +9,13 @@ suite against both):
 * ``EmbeddedBus`` — the same semantics in one process, kept durable in a SQLite file so
   that a crash loses nothing: a published message is committed before ``publish``
   returns, and is deleted only after its handler succeeded.
+
+  Events from a service's outbox take a shorter way (``handoff``): the outbox row already
+  is the durable copy, so the bus does not copy it into a second queue. It delivers the
+  event from memory to every consuming queue of this process and tells the relay when all
+  of them are done with it (handled, or dead-lettered after the bounded retries); only
+  then is the row marked sent. A crash before that leaves the row unsent, and the relay
+  hands it off again after the restart (each consumer's inbox keeps the effect single).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +51,16 @@ class Encoded:
     @classmethod
     def of(cls, event: Event) -> Encoded:
         return cls(event.type, event.id, event.to_bytes())
+
+
+@dataclass
+class _Handed:
+    """One event handed off from an outbox, waiting for one queue's consumer."""
+
+    event: Event
+    body: bytes
+    done: Callable[[], None]
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,10 @@ class EmbeddedBus:
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        #: events handed off from outboxes, per consuming queue of this process
+        self._memory: dict[str, deque[_Handed]] = {}
+        #: handed-off events not yet done with (waiting, in flight, or waiting to retry)
+        self._outstanding: dict[str, int] = {}
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
@@ -181,6 +203,74 @@ class EmbeddedBus:
                 if queue in self._wake:
                     self._wake[queue].set()
 
+    def handoff(self, messages: Sequence[Encoded]) -> asyncio.Future[None]:
+        """Deliver events that the caller keeps durable (an outbox) to every bound queue.
+
+        Returns a future that completes once each queue's handler has succeeded or the
+        event was dead-lettered; until then the caller must keep the events. A queue that
+        is bound but has no consumer in this process gets a durable copy, as ``publish``
+        would give it.
+        """
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+        waiting = 1  # released at the end of this call
+
+        def one_done() -> None:
+            nonlocal waiting
+            waiting -= 1
+            if waiting == 0 and not finished.done():
+                finished.set_result(None)
+
+        def queue_done(queue: str) -> Callable[[], None]:
+            def done() -> None:
+                self._outstanding[queue] -= 1
+                one_done()
+
+            return done
+
+        def stored(task: asyncio.Future[None]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                if not finished.done():
+                    finished.set_exception(task.exception() or asyncio.CancelledError())
+            else:
+                one_done()
+
+        durable: list[Encoded] = []
+        woken: set[str] = set()
+        for msg in messages:
+            event: Event | None = None
+            for queue, patterns in self._bindings.items():
+                if not any(topic_matches(p, msg.type) for p in patterns):
+                    continue
+                memory = self._memory.get(queue)
+                if memory is None:
+                    if not durable or durable[-1] is not msg:
+                        durable.append(msg)
+                    continue
+                event = event or Event.from_bytes(msg.body)
+                waiting += 1
+                self._outstanding[queue] = self._outstanding.get(queue, 0) + 1
+                memory.append(_Handed(event, msg.body, queue_done(queue)))
+                woken.add(queue)
+        for queue in woken:
+            self._wake[queue].set()
+        if durable:
+            waiting += 1
+            asyncio.ensure_future(self._publish_to_idle(durable)).add_done_callback(stored)
+        one_done()
+        return finished
+
+    async def _publish_to_idle(self, messages: Sequence[Encoded]) -> None:
+        now = time.time()
+        rows = [
+            (queue, msg.body, now)
+            for msg in messages
+            for queue, patterns in self._bindings.items()
+            if queue not in self._memory and any(topic_matches(p, msg.type) for p in patterns)
+        ]
+        if rows:
+            await self._run(self._insert, rows)
+
     def _bind(self, queue: str, patterns: Sequence[str]) -> None:
         self.db.executemany(
             "INSERT OR IGNORE INTO bindings (queue, pattern) VALUES (?, ?)",
@@ -195,6 +285,7 @@ class EmbeddedBus:
         known = self._bindings.setdefault(queue, [])
         known.extend(p for p in patterns if p not in known)
         self._wake[queue] = asyncio.Event()
+        self._memory[queue] = deque()
         self._tasks.append(asyncio.create_task(self._consume(queue, handler, concurrency)))
 
     def _lease(self, queue: str, limit: int) -> list[tuple[int, bytes, int]]:
@@ -249,6 +340,34 @@ class EmbeddedBus:
         else:
             await self._run(self._ack, [msg_id])
 
+    async def _deliver_handed(self, queue: str, handler: Handler, item: _Handed) -> None:
+        try:
+            await handler(item.event)
+        except Exception as exc:  # retried with backoff, then dead-lettered
+            item.attempts += 1
+            log.warning("handler for %s failed: %r", queue, exc, exc_info=True)
+            if item.attempts >= self.max_attempts:
+                await self._run(self._dead_letter, queue, item.body, item.attempts, repr(exc))
+                item.done()
+                return
+
+            def again() -> None:
+                self._memory[queue].append(item)
+                self._wake[queue].set()
+
+            asyncio.get_running_loop().call_later(backoff(self.retry_base, item.attempts), again)
+        else:
+            item.done()
+
+    def _dead_letter(self, queue: str, body: bytes, attempts: int, error: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT INTO dead_letters (queue, body, attempts, error, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (queue + ".dlq", body, attempts, error, time.time()),
+            )
+
     async def _consume(self, queue: str, handler: Handler, concurrency: int) -> None:
         """Keep up to ``concurrency`` deliveries in flight, leasing more as each finishes."""
         wake = self._wake[queue]
@@ -259,6 +378,15 @@ class EmbeddedBus:
                 wake.clear()
                 if len(inflight) >= limit:
                     await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                memory = self._memory[queue]
+                if memory:
+                    while memory and len(inflight) < limit:
+                        task = asyncio.create_task(
+                            self._deliver_handed(queue, handler, memory.popleft())
+                        )
+                        inflight.add(task)
+                        task.add_done_callback(inflight.discard)
                     continue
                 batch = await self._run(self._lease, queue, limit - len(inflight))
                 for row in batch:
@@ -292,7 +420,7 @@ class EmbeddedBus:
                 "SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,)
             ).fetchone()
         )
-        return int(row[0])
+        return int(row[0]) + self._outstanding.get(queue, 0)
 
 
 class RabbitBus:

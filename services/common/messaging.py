@@ -10,10 +10,10 @@ exactly one effect.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -118,6 +118,9 @@ class Messaging:
         self._committer: asyncio.Task[None] | None = None
         self._on_published = on_published
         self._event_bytes = EVENT_BYTES.labels(service)
+        #: batches handed off to the embedded bus, oldest first: (done, their seqs)
+        self._handed: deque[tuple[asyncio.Future[None], list[int]]] = deque()
+        self._after = 0
 
     # -- producing ---------------------------------------------------------------
 
@@ -126,46 +129,88 @@ class Messaging:
         if not events:
             return
         now = datetime.now(UTC)
+        bodies = [e.model_dump_json() for e in events]
+        self._event_bytes.inc(sum(map(len, bodies)))
         rows = [
-            {"id": e.id, "type": e.type, "body": e.model_dump_json(), "created_at": now}
-            for e in events
+            {"id": e.id, "type": e.type, "body": body, "created_at": now}
+            for e, body in zip(events, bodies, strict=True)
         ]
-        self._event_bytes.inc(sum(len(r["body"]) for r in rows))
         await session.execute(insert(self.outbox), rows)
 
     def notify(self) -> None:
         """Wake the relay (call after a commit that emitted events)."""
         self._wake.set()
 
-    async def relay_once(self, limit: int = 500) -> int:
-        """Publish the oldest unsent events; returns how many were sent."""
+    async def _unsent(self, limit: int, after: int = 0) -> list[Any]:
         async with self.db.session() as s:
-            rows = (
-                await s.execute(
-                    select(
-                        self.outbox.c.seq,
-                        self.outbox.c.id,
-                        self.outbox.c.type,
-                        # the JSON as stored, not decoded: it is sent on as it is
-                        cast(self.outbox.c.body, Text).label("text"),
+            return list(
+                (
+                    await s.execute(
+                        select(
+                            self.outbox.c.seq,
+                            self.outbox.c.id,
+                            self.outbox.c.type,
+                            # the JSON as stored, not decoded: it is sent on as it is
+                            cast(self.outbox.c.body, Text).label("text"),
+                        )
+                        .where(self.outbox.c.published_at.is_(None), self.outbox.c.seq > after)
+                        .order_by(self.outbox.c.seq)
+                        .limit(limit)
                     )
-                    .where(self.outbox.c.published_at.is_(None))
-                    .order_by(self.outbox.c.seq)
-                    .limit(limit)
-                )
-            ).all()
-        if not rows:
-            return 0
-        # the stored JSON goes out as it is: it was validated when the event was made
-        await self.bus.publish_encoded([Encoded(r.type, r.id, r.text.encode()) for r in rows])
+                ).all()
+            )
+
+    async def _mark_sent(self, seqs: Sequence[int]) -> None:
         async with self.db.session() as s, s.begin():
             await s.execute(
                 update(self.outbox)
-                .where(self.outbox.c.seq.in_([r.seq for r in rows]))
+                .where(self.outbox.c.seq.in_(seqs))
                 .values(published_at=datetime.now(UTC))
             )
         if self._on_published:
-            self._on_published(len(rows))
+            self._on_published(len(seqs))
+
+    @staticmethod
+    def _encoded(rows: Sequence[Any]) -> list[Encoded]:
+        # the stored JSON goes out as it is: it was validated when the event was made
+        return [Encoded(r.type, r.id, r.text.encode()) for r in rows]
+
+    async def relay_once(self, limit: int = 500) -> int:
+        """Publish the oldest unsent events and mark them sent; returns how many."""
+        rows = await self._unsent(limit)
+        if not rows:
+            return 0
+        handoff = getattr(self.bus, "handoff", None)
+        if handoff is not None:
+            await handoff(self._encoded(rows))
+        else:
+            await self.bus.publish_encoded(self._encoded(rows))
+        await self._mark_sent([r.seq for r in rows])
+        return len(rows)
+
+    async def _relay_handed(self, limit: int = 500, inflight: int = 2000) -> int:
+        """The embedded bus's way: hand events off without waiting for their consumers,
+        and mark each batch sent once every consumer is done with it. At most
+        ``inflight`` events are out at once (memory stays bounded)."""
+        while self._handed and (
+            self._handed[0][0].done() or sum(len(b[1]) for b in self._handed) >= inflight
+        ):
+            done, seqs = self._handed.popleft()
+            try:
+                await done
+            except Exception:
+                # not delivered everywhere: hand everything unmarked off again (the
+                # consumers' inboxes absorb the copies)
+                log.exception("delivery from the outbox of %s failed; resending", self.service)
+                self._handed.clear()
+                self._after = 0
+                return 0
+            await self._mark_sent(seqs)
+        rows = await self._unsent(limit, after=self._after)
+        if not rows:
+            return 0
+        self._after = rows[-1].seq
+        self._handed.append((self.bus.handoff(self._encoded(rows)), [r.seq for r in rows]))  # type: ignore[attr-defined]
         return len(rows)
 
     async def pending(self) -> int:
@@ -205,11 +250,14 @@ class Messaging:
 
     async def run_relay(self, idle: float = 1.0) -> None:
         OWNER.set(self.service)
+        handing = hasattr(self.bus, "handoff")
+        self._handed.clear()
+        self._after = 0
         while True:
             await self._prune_now_and_then()
             self._wake.clear()
             try:
-                sent = await self.relay_once()
+                sent = await (self._relay_handed() if handing else self.relay_once())
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -218,8 +266,11 @@ class Messaging:
                 continue
             if sent:
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle)
+            waits: list[Any] = [asyncio.ensure_future(self._wake.wait())]
+            if self._handed:  # or until the oldest handed-off batch is done with
+                waits.append(self._handed[0][0])
+            await asyncio.wait(waits, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+            waits[0].cancel()
 
     def start_relay(self) -> None:
         if self._task is None:
