@@ -370,10 +370,24 @@ def test_hpa_for_the_api_facing_services_by_default(rendered) -> None:
         h["spec"]["scaleTargetRef"]["name"]
         for h in of_kind(rendered["default-values.yaml"], "HorizontalPodAutoscaler")
     }
-    assert targets == {f"imarc-{s}" for s in API_FACING}
+    assert targets == {f"imarc-{s}" for s in (*API_FACING, "deid")}
     for h in of_kind(rendered["default-values.yaml"], "HorizontalPodAutoscaler"):
         assert h["apiVersion"] == "autoscaling/v2"
         assert h["spec"]["minReplicas"] <= h["spec"]["maxReplicas"]
+
+
+def test_deid_scales_on_the_depth_of_its_queue_as_well_as_cpu(rendered) -> None:
+    (hpa,) = [
+        h
+        for h in of_kind(rendered["default-values.yaml"], "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == "imarc-deid"
+    ]
+    kinds = {m["type"]: m for m in hpa["spec"]["metrics"]}
+    assert kinds["Resource"]["resource"]["name"] == "cpu"
+    external = kinds["External"]["external"]
+    assert external["metric"]["selector"]["matchLabels"] == {"queue": "deid.on_instance_received"}
+    assert external["target"]["type"] == "AverageValue"
+    assert int(external["target"]["averageValue"]) > 0
 
 
 @pytest.mark.parametrize("values", CI_IDS)
