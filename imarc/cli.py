@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from imarc import cli_download, cli_run
+from imarc import cli_dlq, cli_download, cli_run
 from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
 from imarc.local import admin_credentials_for, candidate_dirs
 
@@ -32,6 +32,7 @@ profile_app = typer.Typer(help="A collection's de-identification profile.", no_a
 app.add_typer(collections_app, name="collections")
 app.add_typer(qc_app, name="qc")
 app.add_typer(deid_app, name="deid")
+app.add_typer(cli_dlq.app, name="dlq")
 deid_app.add_typer(profile_app, name="profile")
 out = Console(soft_wrap=True)
 #: How often `submit` and `qc publish` send a request the gateway could not pass on.

@@ -239,7 +239,8 @@ class Stack:
     def destroy_broker_objects(self) -> None:
         """Delete the queues and exchange this deployment declared (tests, benchmarks)."""
         from imarc.runtime import Runtime
-        from services.common.bus import EXCHANGE, RabbitBus
+        from services.common.bus import EXCHANGE
+        from services.common.rabbit_bus import RabbitBus
 
         url, prefix = self.env.get("IMARC_BUS_URL", ""), self.env.get("IMARC_BUS_PREFIX", "")
         if not url:

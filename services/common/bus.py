@@ -1,35 +1,23 @@
 """The event bus: at-least-once delivery to one durable queue per consumer.
 
-Two implementations of one contract (tests/common/test_bus_contract.py runs the same
-suite against both):
+Implementations of one contract (tests/common/test_bus_contract.py runs the same suite
+against each):
 
-* ``RabbitBus`` — RabbitMQ through aio-pika: a topic exchange, durable queues,
-  persistent messages, publisher confirms, bounded retries with backoff through a
-  per-queue retry queue, and a dead-letter queue ``<queue>.dlq``.
-* ``EmbeddedBus`` — the same semantics in one process, kept durable in a SQLite file so
-  that a crash loses nothing: a published message is committed before ``publish``
-  returns, and is deleted only after its handler succeeded.
-
-  Events from a service's outbox take a shorter way (``handoff``): the outbox row already
-  is the durable copy, so the bus does not copy it into a second queue. It delivers the
-  event from memory to every consuming queue of this process and tells the relay when all
-  of them are done with it (handled, or dead-lettered after the bounded retries); only
-  then is the row marked sent. A crash before that leaves the row unsent, and the relay
-  hands it off again after the restart (each consumer's inbox keeps the effect single).
+* ``RabbitBus`` (services/common/rabbit_bus.py) — RabbitMQ through aio-pika: a topic
+  exchange, durable queues, persistent messages, publisher confirms, bounded retries with
+  backoff through a per-queue retry queue, and a dead-letter queue ``<queue>.dlq``.
+* ``EmbeddedBus`` (services/common/embedded_bus.py) — the same semantics in one process,
+  kept durable in a SQLite file; outbox events are delivered from memory (``handoff``).
+* ``InMemoryBus`` (services/common/memory_bus.py) — synchronous, not durable: for tests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sqlite3
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 from services.common.events import Event
@@ -53,22 +41,37 @@ class Encoded:
         return cls(event.type, event.id, event.to_bytes())
 
 
-@dataclass
-class _Handed:
-    """One event handed off from an outbox, waiting for one queue's consumer."""
-
-    event: Event
-    body: bytes
-    done: Callable[[], None]
-    attempts: int = 0
-
-
 @dataclass(frozen=True)
 class DeadLetter:
     queue: str
     event: Event
     attempts: int
     error: str
+
+
+@dataclass(frozen=True)
+class DeadLetterAudit:
+    """An operator's replay or drop of dead letters (``imarc dlq``)."""
+
+    at: str
+    by: str
+    action: str
+    queue: str
+    event_ids: list[str]
+    why: str
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> DeadLetterAudit:
+        at = datetime.fromtimestamp(float(r["at"]), UTC).isoformat(timespec="seconds")
+        ids = r["event_ids"]
+        return cls(
+            at,
+            r["by"],
+            r["action"],
+            r["queue"],
+            ids.split() if isinstance(ids, str) else list(ids),
+            r["why"],
+        )
 
 
 class Bus(Protocol):
@@ -103,521 +106,3 @@ def _match(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
 
 def backoff(base: float, attempt: int, cap: float = 60.0) -> float:
     return float(min(cap, base * (2 ** max(0, attempt - 1))))
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS bindings (queue TEXT NOT NULL, pattern TEXT NOT NULL,
-  PRIMARY KEY (queue, pattern));
-CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
-  body BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, available_at REAL NOT NULL,
-  leased INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, leased, available_at, id);
-CREATE TABLE IF NOT EXISTS dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT,
-  queue TEXT NOT NULL, body BLOB NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL,
-  at REAL NOT NULL);
-"""
-
-
-class EmbeddedBus:
-    """A durable in-process bus in one SQLite file (see module docstring)."""
-
-    def __init__(
-        self, path: Path, *, max_attempts: int = 5, retry_base: float = 0.5, poll: float = 1.0
-    ) -> None:
-        self.path = path
-        self.max_attempts = max_attempts
-        self.retry_base = retry_base
-        self.poll = poll
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-bus")
-        self._db: sqlite3.Connection | None = None
-        self._bindings: dict[str, list[str]] = {}
-        self._wake: dict[str, asyncio.Event] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
-        #: events handed off from outboxes, per consuming queue of this process
-        self._memory: dict[str, deque[_Handed]] = {}
-        #: handed-off events not yet done with (waiting, in flight, or waiting to retry)
-        self._outstanding: dict[str, int] = {}
-
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        # Leases belong to the previous process: its unfinished work is redelivered.
-        db.execute("UPDATE messages SET leased = 0 WHERE leased = 1")
-        self._db = db
-        for queue, pattern in db.execute("SELECT queue, pattern FROM bindings").fetchall():
-            self._bindings.setdefault(queue, []).append(pattern)
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise RuntimeError("the embedded bus is not started")
-        return self._db
-
-    async def start(self) -> None:
-        if self._db is None:
-            await self._run(self._open)
-
-    async def close(self) -> None:
-        self._closing = True
-        for w in self._wake.values():
-            w.set()
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        if self._db is not None:
-            await self._run(self.db.close)
-            self._db = None
-        self._io.shutdown(wait=True)
-
-    async def ping(self) -> None:
-        await self._run(lambda: self.db.execute("SELECT 1").fetchone())
-
-    def _insert(self, rows: list[tuple[str, bytes, float]]) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany(
-                "INSERT INTO messages (queue, body, available_at) VALUES (?, ?, ?)", rows
-            )
-
-    async def publish(self, events: Sequence[Event]) -> None:
-        await self.publish_encoded([Encoded.of(e) for e in events])
-
-    async def publish_encoded(self, messages: Sequence[Encoded]) -> None:
-        now = time.time()
-        rows: list[tuple[str, bytes, float]] = []
-        for msg in messages:
-            for queue, patterns in self._bindings.items():
-                if any(topic_matches(p, msg.type) for p in patterns):
-                    rows.append((queue, msg.body, now))
-        if rows:
-            await self._run(self._insert, rows)
-            for queue in {r[0] for r in rows}:
-                if queue in self._wake:
-                    self._wake[queue].set()
-
-    def handoff(self, messages: Sequence[Encoded]) -> asyncio.Future[None]:
-        """Deliver events that the caller keeps durable (an outbox) to every bound queue.
-
-        Returns a future that completes once each queue's handler has succeeded or the
-        event was dead-lettered; until then the caller must keep the events. A queue that
-        is bound but has no consumer in this process gets a durable copy, as ``publish``
-        would give it.
-        """
-        loop = asyncio.get_running_loop()
-        finished: asyncio.Future[None] = loop.create_future()
-        waiting = 1  # released at the end of this call
-
-        def one_done() -> None:
-            nonlocal waiting
-            waiting -= 1
-            if waiting == 0 and not finished.done():
-                finished.set_result(None)
-
-        def queue_done(queue: str) -> Callable[[], None]:
-            def done() -> None:
-                self._outstanding[queue] -= 1
-                one_done()
-
-            return done
-
-        def stored(task: asyncio.Future[None]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                if not finished.done():
-                    finished.set_exception(task.exception() or asyncio.CancelledError())
-            else:
-                one_done()
-
-        durable: list[Encoded] = []
-        woken: set[str] = set()
-        for msg in messages:
-            event: Event | None = None
-            for queue, patterns in self._bindings.items():
-                if not any(topic_matches(p, msg.type) for p in patterns):
-                    continue
-                memory = self._memory.get(queue)
-                if memory is None:
-                    if not durable or durable[-1] is not msg:
-                        durable.append(msg)
-                    continue
-                event = event or Event.from_bytes(msg.body)
-                waiting += 1
-                self._outstanding[queue] = self._outstanding.get(queue, 0) + 1
-                memory.append(_Handed(event, msg.body, queue_done(queue)))
-                woken.add(queue)
-        for queue in woken:
-            self._wake[queue].set()
-        if durable:
-            waiting += 1
-            asyncio.ensure_future(self._publish_to_idle(durable)).add_done_callback(stored)
-        one_done()
-        return finished
-
-    async def _publish_to_idle(self, messages: Sequence[Encoded]) -> None:
-        now = time.time()
-        rows = [
-            (queue, msg.body, now)
-            for msg in messages
-            for queue, patterns in self._bindings.items()
-            if queue not in self._memory and any(topic_matches(p, msg.type) for p in patterns)
-        ]
-        if rows:
-            await self._run(self._insert, rows)
-
-    def _bind(self, queue: str, patterns: Sequence[str]) -> None:
-        self.db.executemany(
-            "INSERT OR IGNORE INTO bindings (queue, pattern) VALUES (?, ?)",
-            [(queue, p) for p in patterns],
-        )
-
-    async def subscribe(
-        self, queue: str, patterns: Sequence[str], handler: Handler, *, concurrency: int = 1
-    ) -> None:
-        await self.start()
-        await self._run(self._bind, queue, list(patterns))
-        known = self._bindings.setdefault(queue, [])
-        known.extend(p for p in patterns if p not in known)
-        self._wake[queue] = asyncio.Event()
-        self._memory[queue] = deque()
-        self._tasks.append(asyncio.create_task(self._consume(queue, handler, concurrency)))
-
-    def _lease(self, queue: str, limit: int) -> list[tuple[int, bytes, int]]:
-        now = time.time()
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            rows = self.db.execute(
-                "SELECT id, body, attempts FROM messages WHERE queue = ? AND leased = 0 "
-                "AND available_at <= ? ORDER BY id LIMIT ?",
-                (queue, now, limit),
-            ).fetchall()
-            if rows:
-                self.db.executemany(
-                    "UPDATE messages SET leased = 1 WHERE id = ?", [(r[0],) for r in rows]
-                )
-        return rows
-
-    def _next_due(self, queue: str) -> float | None:
-        row = self.db.execute(
-            "SELECT MIN(available_at) FROM messages WHERE queue = ? AND leased = 0", (queue,)
-        ).fetchone()
-        return row[0] if row and row[0] is not None else None
-
-    def _ack(self, ids: list[int]) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
-
-    def _fail(self, queue: str, msg_id: int, body: bytes, attempts: int, error: str) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            if attempts >= self.max_attempts:
-                self.db.execute("DELETE FROM messages WHERE id = ?", (msg_id,))
-                self.db.execute(
-                    "INSERT INTO dead_letters (queue, body, attempts, error, at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (queue + ".dlq", body, attempts, error, time.time()),
-                )
-            else:
-                self.db.execute(
-                    "UPDATE messages SET leased = 0, attempts = ?, available_at = ? WHERE id = ?",
-                    (attempts, time.time() + backoff(self.retry_base, attempts), msg_id),
-                )
-
-    async def _deliver(self, queue: str, handler: Handler, row: tuple[int, bytes, int]) -> None:
-        msg_id, body, attempts = row
-        try:
-            await handler(Event.from_bytes(body))
-        except Exception as exc:  # retried with backoff, then dead-lettered
-            log.warning("handler for %s failed: %r", queue, exc, exc_info=True)
-            await self._run(self._fail, queue, msg_id, body, attempts + 1, repr(exc))
-        else:
-            await self._run(self._ack, [msg_id])
-
-    async def _deliver_handed(self, queue: str, handler: Handler, item: _Handed) -> None:
-        try:
-            await handler(item.event)
-        except Exception as exc:  # retried with backoff, then dead-lettered
-            item.attempts += 1
-            log.warning("handler for %s failed: %r", queue, exc, exc_info=True)
-            if item.attempts >= self.max_attempts:
-                await self._run(self._dead_letter, queue, item.body, item.attempts, repr(exc))
-                item.done()
-                return
-
-            def again() -> None:
-                self._memory[queue].append(item)
-                self._wake[queue].set()
-
-            asyncio.get_running_loop().call_later(backoff(self.retry_base, item.attempts), again)
-        else:
-            item.done()
-
-    def _dead_letter(self, queue: str, body: bytes, attempts: int, error: str) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute(
-                "INSERT INTO dead_letters (queue, body, attempts, error, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (queue + ".dlq", body, attempts, error, time.time()),
-            )
-
-    async def _consume(self, queue: str, handler: Handler, concurrency: int) -> None:
-        """Keep up to ``concurrency`` deliveries in flight, leasing more as each finishes."""
-        wake = self._wake[queue]
-        limit = max(1, concurrency)
-        inflight: set[asyncio.Task[None]] = set()
-        try:
-            while not self._closing:
-                wake.clear()
-                if len(inflight) >= limit:
-                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                memory = self._memory[queue]
-                if memory:
-                    while memory and len(inflight) < limit:
-                        task = asyncio.create_task(
-                            self._deliver_handed(queue, handler, memory.popleft())
-                        )
-                        inflight.add(task)
-                        task.add_done_callback(inflight.discard)
-                    continue
-                batch = await self._run(self._lease, queue, limit - len(inflight))
-                for row in batch:
-                    task = asyncio.create_task(self._deliver(queue, handler, row))
-                    inflight.add(task)
-                    task.add_done_callback(inflight.discard)
-                if batch:
-                    continue
-                due = await self._run(self._next_due, queue)
-                timeout = self.poll if due is None else max(0.01, min(self.poll, due - time.time()))
-                waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(wake.wait()), *inflight}
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters - set(inflight):
-                    w.cancel()
-        finally:
-            for task in inflight:
-                task.cancel()
-
-    async def dead_letters(self, queue: str) -> list[DeadLetter]:
-        rows = await self._run(
-            lambda: self.db.execute(
-                "SELECT body, attempts, error FROM dead_letters WHERE queue = ? ORDER BY id",
-                (queue + ".dlq",),
-            ).fetchall()
-        )
-        return [DeadLetter(queue, Event.from_bytes(b), a, e) for b, a, e in rows]
-
-    async def depth(self, queue: str) -> int:
-        row = await self._run(
-            lambda: self.db.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue = ?", (queue,)
-            ).fetchone()
-        )
-        return int(row[0]) + self._outstanding.get(queue, 0)
-
-
-class RabbitBus:
-    """RabbitMQ through aio-pika (see module docstring)."""
-
-    ATTEMPT_HEADER = "x-imarc-attempt"
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        max_attempts: int = 5,
-        retry_base: float = 0.5,
-        exchange: str = EXCHANGE,
-        queue_prefix: str = "",
-    ) -> None:
-        self.url = url
-        self.queue_prefix = queue_prefix
-        self.declared: set[str] = set()
-        self.max_attempts = max_attempts
-        self.retry_base = retry_base
-        self.exchange_name = exchange
-        self._conn: Any = None
-        self._pub_channel: Any = None
-        self._exchange: Any = None
-        self._channels: list[Any] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        if self._conn is not None:
-            return
-        import aio_pika
-
-        self._conn = await aio_pika.connect_robust(self.url)
-        self._pub_channel = await self._conn.channel(publisher_confirms=True)
-        self._exchange = await self._pub_channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-
-    async def close(self) -> None:
-        for t in list(self._tasks):
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for channel in self._channels:
-            if not channel.is_closed:
-                await channel.close()
-        self._channels.clear()
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-            await asyncio.sleep(0.01)  # let aio-pika's close callbacks run on this loop
-
-    async def ping(self) -> None:
-        if self._conn is None or self._conn.is_closed:
-            raise ConnectionError("not connected to RabbitMQ")
-
-    async def publish(self, events: Sequence[Event]) -> None:
-        await self.publish_encoded([Encoded.of(e) for e in events])
-
-    async def publish_encoded(self, messages: Sequence[Encoded]) -> None:
-        import aio_pika
-
-        await self.start()
-        await asyncio.gather(
-            *(
-                self._exchange.publish(
-                    aio_pika.Message(
-                        msg.body,
-                        content_type="application/cloudevents+json",
-                        message_id=msg.id,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=msg.type,
-                )
-                for msg in messages
-            )
-        )
-
-    async def _declare(self, channel: Any, queue: str) -> Any:
-        self.declared.update((queue, queue + ".dlq", queue + ".retry"))
-        q = await channel.declare_queue(queue, durable=True)
-        await channel.declare_queue(queue + ".dlq", durable=True)
-        await channel.declare_queue(
-            queue + ".retry",
-            durable=True,
-            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue},
-        )
-        return q
-
-    async def subscribe(
-        self, queue: str, patterns: Sequence[str], handler: Handler, *, concurrency: int = 1
-    ) -> None:
-        import aio_pika
-
-        await self.start()
-        queue = self.queue_prefix + queue
-        channel = await self._conn.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=max(1, concurrency))
-        self._channels.append(channel)
-        exchange = await channel.declare_exchange(
-            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        q = await self._declare(channel, queue)
-        for p in patterns:
-            await q.bind(exchange, routing_key=p)
-
-        async def process(message: Any) -> None:
-            attempt = int((message.headers or {}).get(self.ATTEMPT_HEADER, 0)) + 1
-            try:
-                await handler(Event.from_bytes(message.body))
-            except Exception as exc:
-                log.warning("handler for %s failed (attempt %d): %r", queue, attempt, exc)
-                headers = {
-                    **(message.headers or {}),
-                    self.ATTEMPT_HEADER: attempt,
-                    "x-imarc-error": repr(exc)[:1000],
-                }
-                if attempt >= self.max_attempts:
-                    target, expiration = queue + ".dlq", None
-                else:
-                    target, expiration = queue + ".retry", backoff(self.retry_base, attempt)
-                await channel.default_exchange.publish(
-                    aio_pika.Message(
-                        message.body,
-                        headers=headers,
-                        content_type=message.content_type,
-                        message_id=message.message_id,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        expiration=expiration,
-                    ),
-                    routing_key=target,
-                )
-            await message.ack()
-
-        async def on_message(message: Any) -> None:
-            # Run each delivery as its own task: prefetch bounds how many are in flight.
-            task = asyncio.create_task(process(message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        await q.consume(on_message)
-
-    async def dead_letters(self, queue: str) -> list[DeadLetter]:
-        await self.start()
-        channel = await self._conn.channel()
-        try:
-            q = await channel.declare_queue(self.queue_prefix + queue + ".dlq", durable=True)
-            out: list[DeadLetter] = []
-            held = []
-            while True:
-                msg = await q.get(no_ack=False, fail=False)
-                if msg is None:
-                    break
-                held.append(msg)
-                headers = msg.headers or {}
-                out.append(
-                    DeadLetter(
-                        queue,
-                        Event.from_bytes(msg.body),
-                        int(headers.get(self.ATTEMPT_HEADER, 0)),
-                        str(headers.get("x-imarc-error", "")),
-                    )
-                )
-            for msg in held:
-                await msg.nack(requeue=True)
-            return out
-        finally:
-            await channel.close()
-
-    async def delete_queues(self, queues: Sequence[str] = (), *, exchange: bool = False) -> None:
-        """Delete queues (with their retry and dead-letter queues) and optionally the
-        exchange: for tearing down a deployment's or a test's broker objects."""
-        await self.start()
-        names = set(self.declared)
-        for q in queues:
-            names.update(
-                (
-                    self.queue_prefix + q,
-                    self.queue_prefix + q + ".dlq",
-                    self.queue_prefix + q + ".retry",
-                )
-            )
-        channel = await self._conn.channel()
-        try:
-            for name in sorted(names):
-                await channel.queue_delete(name)
-            if exchange:
-                await channel.exchange_delete(self.exchange_name)
-        finally:
-            await channel.close()
-        self.declared.clear()
-
-    async def depth(self, queue: str) -> int:
-        await self.start()
-        channel = await self._conn.channel()
-        try:
-            q = await channel.declare_queue(self.queue_prefix + queue, durable=True, passive=True)
-            return int(q.declaration_result.message_count)
-        finally:
-            await channel.close()

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from services.common.bus import Bus, EmbeddedBus, RabbitBus, topic_matches
+from services.common.bus import Bus, topic_matches
+from services.common.embedded_bus import EmbeddedBus
 from services.common.events import Event
 from services.common.memory_bus import InMemoryBus
+from services.common.rabbit_bus import RabbitBus
 
 
 @pytest.fixture(params=["memory", "embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from services.common.bus import EmbeddedBus
 from services.common.db import Database
+from services.common.embedded_bus import EmbeddedBus
 from services.common.events import Event
 from services.common.messaging import Messaging, UnitOfWork
 from tests.common.test_messaging import make_metadata

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 
-from services.common.bus import Bus, EmbeddedBus, RabbitBus
+from services.common.bus import Bus
 from services.common.db import Database
+from services.common.embedded_bus import EmbeddedBus
 from services.common.events import Event
 from services.common.messaging import Messaging, UnitOfWork, messaging_tables
+from services.common.rabbit_bus import RabbitBus
 
 
 def make_metadata() -> tuple[MetaData, Table]:
