@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import secrets
-import sys
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
@@ -29,8 +28,9 @@ from services.common.accounting import (
     install_loop_accounting,
 )
 from services.common.app import Probe, create_app, provide
-from services.common.bus import EXCHANGE, Bus, EmbeddedBus, RabbitBus
+from services.common.bus import EXCHANGE, Bus
 from services.common.db import Database
+from services.common.embedded_bus import EmbeddedBus
 from services.common.events import Event
 from services.common.messaging import Messaging
 from services.common.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, OUTBOX_PENDING
@@ -55,15 +55,62 @@ D = TypeVar("D")
 JWKS_PATH = "/api/auth/.well-known/jwks.json"
 
 
-def _worker_init() -> None:
-    """A CPU worker ends with the process that started it, even if that one is killed."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+def _worker_init(service_pid: int) -> None:
+    """A CPU worker ends with the service process that started the pool, however that one
+    ends (SIGKILL included).
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    The parent-death signal cannot do it: a worker's parent is the forkserver, not the
+    service, and the forkserver outlives the service as long as any worker holds its
+    "alive" pipe. So each worker watches the service's pidfd, which becomes readable when
+    the service exits, and exits too; once the workers are gone the forkserver and the
+    resource tracker see their pipes close and exit by themselves.
+    """
+    import select
+    import threading
+
+    try:
+        pidfd = os.pidfd_open(service_pid)
+    except ProcessLookupError:  # the service is already gone
+        os._exit(1)
+
+    def watch() -> None:
+        select.select([pidfd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="service-watch", daemon=True).start()
+
+
+def cpu_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of CPU worker processes that end with this process."""
+    # forkserver, not fork: this process has threads (bus, stores), and a forked copy of a
+    # threaded process can deadlock.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_worker_init,
+        initargs=(os.getpid(),),
+    )
+
+
+def open_bus(settings: Settings, *, owner: bool = True) -> Bus:
+    """The deployment's bus: RabbitMQ when ``IMARC_BUS_URL`` is set, else the embedded bus
+    in the data directory (``owner=False`` for an operator's tool beside a running one)."""
+    if settings.embedded_bus:
+        return EmbeddedBus(
+            settings.data_dir.resolve() / "db" / "bus.sqlite",
+            max_attempts=settings.bus_max_attempts,
+            retry_base=settings.bus_retry_base_seconds,
+            owner=owner,
+        )
+    from services.common.rabbit_bus import RabbitBus
+
+    return RabbitBus(
+        settings.bus_url,
+        max_attempts=settings.bus_max_attempts,
+        retry_base=settings.bus_retry_base_seconds,
+        exchange=settings.bus_prefix + EXCHANGE,
+        queue_prefix=settings.bus_prefix,
+    )
 
 
 def load_spec(name: str) -> ServiceSpec:
@@ -117,21 +164,7 @@ class Runtime:
         self.store: ObjectStore = open_store(
             settings.resolved_store_url(), fsync=settings.store_fsync
         )
-        self.bus: Bus = (
-            EmbeddedBus(
-                settings.data_dir.resolve() / "db" / "bus.sqlite",
-                max_attempts=settings.bus_max_attempts,
-                retry_base=settings.bus_retry_base_seconds,
-            )
-            if settings.embedded_bus
-            else RabbitBus(
-                settings.bus_url,
-                max_attempts=settings.bus_max_attempts,
-                retry_base=settings.bus_retry_base_seconds,
-                exchange=settings.bus_prefix + EXCHANGE,
-                queue_prefix=settings.bus_prefix,
-            )
-        )
+        self.bus: Bus = open_bus(settings)
         self.executor: ProcessPoolExecutor | None = None
         self.contexts: dict[str, ServiceContext] = {}
         for spec in self.specs:
@@ -175,14 +208,7 @@ class Runtime:
 
     def cpu_executor(self) -> ProcessPoolExecutor:
         if self.executor is None:
-            workers = self.settings.cpu_workers()
-            # forkserver, not fork: this process has threads (bus, stores), and a forked
-            # copy of a threaded process can deadlock.
-            self.executor = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_worker_init,
-            )
+            self.executor = cpu_pool(self.settings.cpu_workers())
         return self.executor
 
     async def migrate(self) -> None:
