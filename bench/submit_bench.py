@@ -12,6 +12,10 @@ transactions per instance and bytes of event JSON per instance, per service.
     python bench/submit_bench.py --instances 2000 --mode embedded
     python bench/submit_bench.py --instances 500 --mode distributed            # file store
     python bench/submit_bench.py --instances 500 --mode distributed --store s3 # S3 stand-in
+
+With ``--record`` the result is kept in bench/results/ and README's performance table of
+this benchmark is written again from every kept result (with its date, the machine's core
+count and the load average seen).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -40,6 +45,9 @@ from imarc.synth import corpus  # noqa: E402
 from services.common.settings import SERVICES  # noqa: E402
 
 COLLECTION = "Bench-CT"
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- submit_bench results -->", "<!-- /submit_bench results -->"
 
 
 def generate(n: int, out: Path) -> tuple[list[Path], int]:
@@ -188,6 +196,53 @@ def run(
     }
 
 
+def _name(result: dict[str, object]) -> str:
+    store = f"-{result['store']}" if result.get("store") else ""
+    return f"submit-{result['mode']}{store}.json"
+
+
+def _row(r: dict[str, Any]) -> str:
+    procs: dict[str, dict[str, float]] = r.get("processes", {})
+    cpu = sum(p["cpu_ms_per_instance"] for p in procs.values())
+    rss = ", ".join(
+        f"{name} {p['peak_rss_mb']:.0f}" for name, p in procs.items() if p["peak_rss_mb"] >= 20
+    )
+    mode = r["mode"] + (f" ({r['store']} store)" if r.get("store") else "")
+    sql = r.get("sql_statements_per_instance", {}).get("total", "–")
+    txn = r.get("sql_transactions_per_instance", {}).get("total", "–")
+    event_bytes = r.get("event_bytes_per_instance", {}).get("total", "–")
+    return (
+        f"| {r['date']} | {r['cores']} | {r.get('load_average_1m_at_start', '–')} → "
+        f"{r['load_average_1m_at_end']} | {mode} | "
+        f"{r['instances']} | **{r['end_to_end_inst_per_s']}** | {r['upload_inst_per_s']} | "
+        f"{cpu:.1f} | {sql} / {txn} | {event_bytes} | {rss} |"
+    )
+
+
+def record(result: dict[str, object]) -> None:
+    """Keep the result and write README's table of this benchmark from every kept one."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / _name(result)).write_text(json.dumps(result, indent=2) + "\n")
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("submit-*.json"))]
+    table = "\n".join(
+        [
+            BEGIN,
+            "| date | cores | load (1 min, start → end) | mode | instances | submit → published /s "
+            "| upload /s | CPU ms per instance (all processes) | SQL statements / "
+            "transactions per instance | event bytes per instance | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+            *map(_row, rows),
+            END,
+        ]
+    )
+    text = README.read_text()
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + table + text[text.index(END) + len(END) :]
+    else:
+        text = text.replace("## Performance\n", f"## Performance\n\n{table}\n", 1)
+    README.write_text(text)
+
+
 class MeteredStack(Stack):
     """A distributed deployment whose processes each serve metrics on a port of their own."""
 
@@ -219,6 +274,7 @@ def main() -> None:
     ap.add_argument("--store", choices=["file", "s3"], default="file", help="distributed mode")
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--batch", type=int, default=25)
+    ap.add_argument("--record", action="store_true", help="keep the result; update README")
     ap.add_argument(
         "--no-cpu-by-service",
         dest="cpu_by_service",
@@ -226,6 +282,7 @@ def main() -> None:
         help="embedded mode: do not time the event loop's callbacks per service",
     )
     args = ap.parse_args()
+    load_at_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="imarc-bench-") as tmp:
         work = Path(tmp)
         print(f"generating {args.instances} CT instances …", flush=True)
@@ -271,8 +328,12 @@ def main() -> None:
             result["store"] = args.store
         result["mode"] = args.mode
         result["cores"] = os.cpu_count() or 0
+        result["load_average_1m_at_start"] = load_at_start
         result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+        result["date"] = time.strftime("%Y-%m-%d")
         print(json.dumps(result, indent=2))
+        if args.record:
+            record(result)
 
 
 if __name__ == "__main__":
