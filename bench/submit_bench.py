@@ -189,6 +189,7 @@ def run(
         "upload_s": round(t_upload, 2),
         "upload_inst_per_s": round(n / t_upload, 1),
         "deidentified_s": round(t_deid or t_all, 2),
+        "submit_to_deidentified_inst_per_s": round(n / (t_deid or t_all), 1),
         "published_s": round(t_all, 2),
         "end_to_end_inst_per_s": round(n / t_all, 1),
         "end_to_end_MB_per_s": round(mb / t_all, 1),
@@ -198,7 +199,8 @@ def run(
 
 def _name(result: dict[str, object]) -> str:
     store = f"-{result['store']}" if result.get("store") else ""
-    return f"submit-{result['mode']}{store}.json"
+    deid = f"-deid{result['deid_processes']}" if result.get("deid_processes", 1) != 1 else ""
+    return f"submit-{result['mode']}{store}{deid}.json"
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -207,7 +209,9 @@ def _row(r: dict[str, Any]) -> str:
     rss = ", ".join(
         f"{name} {p['peak_rss_mb']:.0f}" for name, p in procs.items() if p["peak_rss_mb"] >= 20
     )
-    mode = r["mode"] + (f" ({r['store']} store)" if r.get("store") else "")
+    mode = r["mode"]
+    if r.get("store"):
+        mode += f" ({r['store']} store, {r.get('deid_processes', 1)} de-id process(es))"
     sql = r.get("sql_statements_per_instance", {}).get("total", "–")
     txn = r.get("sql_transactions_per_instance", {}).get("total", "–")
     event_bytes = r.get("event_bytes_per_instance", {}).get("total", "–")
@@ -258,6 +262,18 @@ class MeteredStack(Stack):
         finally:
             self.env = base
 
+    def add_deid(self, count: int) -> None:
+        """More de-id processes: competing consumers of the same queue."""
+        for i in range(2, count + 1):
+            name = f"deid-{i}"
+            port = free_port()
+            self.metrics_ports[name] = free_port()
+            env = {**self.env, "IMARC_METRICS_PORT": str(self.metrics_ports[name])}
+            log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115
+            cmd = [sys.executable, "-m", "imarc", "serve", "deid", "--port", str(port)]
+            self.procs[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
+            self._wait(f"http://127.0.0.1:{port}/readyz", 120, name)
+
     def meter(self) -> Meter:
         return Meter(
             {name: p.pid for name, p in self.procs.items()},
@@ -275,6 +291,9 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=4)
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--record", action="store_true", help="keep the result; update README")
+    ap.add_argument(
+        "--deid-processes", type=int, default=1, help="distributed mode: de-id processes"
+    )
     ap.add_argument(
         "--no-cpu-by-service",
         dest="cpu_by_service",
@@ -317,6 +336,7 @@ def main() -> None:
             )
             stack.start(timeout=120)
             try:
+                stack.add_deid(args.deid_processes)
                 creds = json.loads((data / "admin-credentials.json").read_text())
                 result = run(
                     stack.url, creds, files, total, args.parallel, args.batch, stack.meter()
@@ -326,6 +346,7 @@ def main() -> None:
                 stack.destroy_broker_objects()
                 asyncio.run(drop_database(stack.env["IMARC_DATABASE_URL"]))
             result["store"] = args.store
+            result["deid_processes"] = args.deid_processes
         result["mode"] = args.mode
         result["cores"] = os.cpu_count() or 0
         result["load_average_1m_at_start"] = load_at_start
