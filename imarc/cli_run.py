@@ -68,7 +68,16 @@ def serve_app(application: object, settings: Settings, host: str, port: int) -> 
 
     # timing callbacks per service needs asyncio's own loop (see services/common/accounting.py)
     loop = "asyncio" if cpu_accounting_requested() else "auto"
-    uvicorn.run(application, host=host, port=port, log_level="warning", loop=loop)  # type: ignore[arg-type]
+    # No proxy_headers: who the client is behind a proxy is decided in one place, from
+    # IMARC_TRUSTED_PROXIES (services/common/proxies.py), not by uvicorn's own default.
+    uvicorn.run(
+        application,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level="warning",
+        loop=loop,
+        proxy_headers=False,
+    )
 
 
 def serve(

@@ -153,6 +153,8 @@ class Stack:
             env[name] = env.get(name) or value
         env["IMARC_DATA_DIR"] = str(self.data_dir)
         env["IMARC_AUTH_URL"] = f"http://127.0.0.1:{self.ports['auth']}"
+        # the services believe the gateway's X-Forwarded-For (it runs on loopback here)
+        env.setdefault("IMARC_TRUSTED_PROXIES", "127.0.0.1")
         for name in SERVICES:
             env[f"IMARC_{name.upper()}_URL"] = f"http://127.0.0.1:{self.ports[name]}"
         if self.reset:

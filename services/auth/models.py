@@ -190,6 +190,16 @@ class LoginFailure(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class KnownAddress(Base):
+    """An address an account logged in from (a hash of both, and when): the account-wide
+    lockout does not hold there, so an attacker elsewhere cannot lock the owner out."""
+
+    __tablename__ = "known_addresses"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_login_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class AuditEntry(Base):
     """Logins, token issues, denials, approvals and account changes. Never a secret."""
 

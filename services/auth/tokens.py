@@ -29,13 +29,21 @@ from services.auth import crypto
 from services.auth.domain import (
     ACCESS_TTL,
     KEY_OVERLAP,
+    KNOWN_ADDRESS_DAYS,
     REFRESH_TTL,
     Holder,
     access_claims,
     key_live,
     refresh_claims,
 )
-from services.auth.models import Account, LoginFailure, RefreshToken, Revocation, SigningKey
+from services.auth.models import (
+    Account,
+    KnownAddress,
+    LoginFailure,
+    RefreshToken,
+    Revocation,
+    SigningKey,
+)
 from services.common.db import Database
 
 log = logging.getLogger("imarc.auth.tokens")
@@ -353,7 +361,8 @@ async def revoke_subject_sessions(s: AsyncSession, subject: str, now: datetime) 
 
 async def prune_expired(db: Database, *, keep_failures: float = 3600.0) -> int:
     """Delete what can no longer matter: refresh tokens and revocations past their
-    expiry, and failed-login counters nobody has touched for ``keep_failures`` seconds."""
+    expiry, failed-login counters nobody has touched for ``keep_failures`` seconds, and
+    addresses an account has not logged in from for ``KNOWN_ADDRESS_DAYS``."""
     now = utcnow()
     async with db.session() as s, s.begin():
         n = 0
@@ -363,6 +372,9 @@ async def prune_expired(db: Database, *, keep_failures: float = 3600.0) -> int:
             delete(LoginFailure).where(
                 LoginFailure.last_failure_at < now - timedelta(seconds=keep_failures),
                 or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until < now),
+            ),
+            delete(KnownAddress).where(
+                KnownAddress.last_login_at < now - timedelta(days=KNOWN_ADDRESS_DAYS)
             ),
         ):
             n += (await s.execute(stmt)).rowcount  # type: ignore[attr-defined]

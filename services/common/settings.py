@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.contracts import SERVICES
+from services.common.proxies import trusted_networks
 
 DEFAULT_PORTS = {name: 8081 + i for i, name in enumerate(SERVICES)}
 
@@ -65,8 +66,17 @@ class Settings(BaseSettings):
     # Origins (comma-separated, or *) whose browser pages may call the DICOMweb searches,
     # e.g. a viewer served from another host; empty allows none.
     dicomweb_cors_origins: str = ""
+    # Proxies (comma-separated addresses or CIDR ranges) whose X-Forwarded-For is believed:
+    # the gateway and the ingress in front of it. Empty: the socket's peer is the client.
+    trusted_proxies: str = ""
     log_level: str = "INFO"
     log_json: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        trusted_networks(value)  # a typo fails at start, not on the first request
+        return value
 
     def cpu_workers(self) -> int:
         """Size of the CPU worker pool (``IMARC_DEID_WORKERS``, else one per core)."""

@@ -32,6 +32,11 @@ def cheap_argon2() -> Iterator[None]:
     crypto._dummy_hash.cache_clear()
 
 
+def from_address(ip: str) -> dict[str, str]:
+    """Headers of a request relayed by the proxy on loopback for a client at ``ip``."""
+    return {"X-Forwarded-For": ip}
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -48,10 +53,12 @@ async def token_reply(
     password: str,
     *,
     path: str = "/nbia-api/oauth/token",
+    headers: dict[str, str] | None = None,
     **form: str,
 ) -> httpx.Response:
     return await client.post(
         path,
+        headers=headers,
         data={"grant_type": "password", "username": username, "password": password, **form},
     )
 
@@ -99,6 +106,9 @@ async def collection_known(p: Platform, name: str, licence: str, access: str = "
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def p(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
-    """The auth service alone, one per test module (modules share nothing)."""
-    async with platform(tmp_path_factory.mktemp("auth"), services=["auth"]) as plat:
+    """The auth service alone, one per test module (modules share nothing), behind a proxy
+    on loopback: tests name the client's address in X-Forwarded-For."""
+    async with platform(
+        tmp_path_factory.mktemp("auth"), services=["auth"], trusted_proxies="127.0.0.1"
+    ) as plat:
         yield plat

@@ -28,6 +28,7 @@ from tests.auth.conftest import (
     bearer,
     claims_of,
     collection_known,
+    from_address,
     login,
     refresh,
     register,
@@ -148,7 +149,7 @@ async def test_no_password_secret_or_token_in_the_database_or_logs(
 async def test_password_guessing_is_throttled_per_account_and_per_address(
     tmp_path: Path,
 ) -> None:
-    async with platform(tmp_path, services=["auth"]) as p:
+    async with platform(tmp_path, services=["auth"], trusted_proxies="127.0.0.1") as p:
         await register(p.client, "carol", "carol-password-1")
         statuses = []
         for _ in range(10):
@@ -195,6 +196,67 @@ async def test_password_guessing_is_throttled_per_account_and_per_address(
             headers=bearer(elsewhere.json()["access_token"]),
         )
         assert len(audit.json()) >= 3
+
+
+async def test_a_client_cannot_dodge_the_address_limit_by_naming_other_addresses(
+    tmp_path: Path,
+) -> None:
+    """No proxy is trusted by default: a client's own X-Forwarded-For is not its address."""
+    async with platform(tmp_path, services=["auth"]) as p:
+        sprayed = []
+        for i in range(25):
+            r = await token_reply(
+                p.client, f"user{i}", "password-123", headers=from_address(f"198.51.100.{i}")
+            )
+            sprayed.append(r.status_code)
+            if r.status_code == 429:
+                break
+        assert sprayed == [401] * 20 + [429]
+        # the address is what was locked, whatever the header says next
+        again = await token_reply(p.client, *ADMIN, headers=from_address("192.0.2.99"))
+        assert again.status_code == 429
+
+
+async def test_nobody_can_lock_the_admin_out(tmp_path: Path) -> None:
+    """Guessing from one address locks that address out of the account; guessing spread
+    over many locks the account, but only from addresses it never logged in from."""
+    async with platform(tmp_path, services=["auth"], trusted_proxies="127.0.0.1") as p:
+        office = from_address("192.0.2.10")
+        assert (await token_reply(p.client, *ADMIN, headers=office)).status_code == 200
+
+        statuses = []
+        for _ in range(6):
+            r = await token_reply(
+                p.client, "admin", "a-guess-123", headers=from_address("203.0.113.1")
+            )
+            statuses.append(r.status_code)
+        assert statuses == [401] * 5 + [429]
+        # the guesser's address is locked out of the account, even with the password ...
+        right = await token_reply(p.client, *ADMIN, headers=from_address("203.0.113.1"))
+        assert right.status_code == 429
+        # ... the admin is not, nor is anyone else from elsewhere
+        assert (await token_reply(p.client, *ADMIN, headers=office)).status_code == 200
+        assert (
+            await token_reply(p.client, *ADMIN, headers=from_address("192.0.2.11"))
+        ).status_code == 200
+
+        # guesses spread over many addresses (4 each, under the per-pair limit)
+        spread = []
+        for i in range(10):
+            for _ in range(4):
+                r = await token_reply(
+                    p.client, "admin", "a-guess-123", headers=from_address(f"198.51.100.{i}")
+                )
+                spread.append(r.status_code)
+        assert 429 in spread
+        # lock the account for addresses it has not logged in from, the right password too
+        stranger = await token_reply(p.client, *ADMIN, headers=from_address("198.51.100.200"))
+        assert stranger.status_code == 429 and int(stranger.headers["retry-after"]) >= 1
+        # the admin logs in from where they did before
+        assert (await token_reply(p.client, *ADMIN, headers=office)).status_code == 200
+        assert (
+            await token_reply(p.client, *ADMIN, headers=from_address("192.0.2.11"))
+        ).status_code == 200
 
 
 # -- data usage policy -----------------------------------------------------------------

@@ -253,18 +253,3 @@ def test_seed_licences() -> None:
     assert not ids["CC-BY-4.0"].requires_approval and ids["CC-BY-4.0"].commercial_use
     assert not ids["CC-BY-NC-4.0"].commercial_use
     assert ids["TCIA-Restricted"].requires_approval and ids["NCTN-Data-Archive"].requires_approval
-
-
-def test_the_client_address_is_the_one_the_gateway_appended() -> None:
-    from starlette.requests import Request
-
-    from services.auth.api.deps import client_ip
-
-    def request(*forwarded: bytes) -> Request:
-        headers = [(b"x-forwarded-for", f) for f in forwarded]
-        return Request({"type": "http", "headers": headers, "client": ("10.0.0.2", 1234)})
-
-    # a client-supplied header comes first; the gateway's line is last
-    assert client_ip(request(b"1.1.1.1, 2.2.2.2", b"203.0.113.5")) == "203.0.113.5"
-    assert client_ip(request(b"198.51.100.1")) == "198.51.100.1"
-    assert client_ip(request()) == "10.0.0.2"

@@ -656,6 +656,19 @@ def test_every_imarc_container_knows_its_site(rendered, values: str, site: str, 
         )
 
 
+def test_every_imarc_container_believes_forwarding_headers_only_from_the_proxies(
+    rendered,
+) -> None:
+    from services.common.proxies import client_address, trusted_networks
+
+    for name, c in imarc_containers(rendered["default-values.yaml"]):
+        trusted = trusted_networks(env_of(c)["IMARC_TRUSTED_PROXIES"]["value"])
+        # a pod (the gateway, the ingress controller) relays the client's address ...
+        assert client_address("10.42.0.7", ["198.51.100.4"], trusted) == "198.51.100.4", name
+        # ... a client that connects by itself cannot claim another one
+        assert client_address("198.51.100.4", ["10.9.9.9"], trusted) == "198.51.100.4", name
+
+
 @pytest.mark.parametrize("values", ["site-b-values.yaml", "small-ingress-values.yaml"])
 def test_the_replica_refuses_submissions(rendered, values: str) -> None:
     docs = rendered[values]

@@ -165,6 +165,8 @@ Secret holds the whole URL).
   value: {{ $v.config.logLevel | quote }}
 - name: IMARC_LOG_JSON
   value: {{ $v.config.logJson | quote }}
+- name: IMARC_TRUSTED_PROXIES
+  value: {{ join "," $v.config.trustedProxies | quote }}
 {{- with $v.config.publicUrl }}
 - name: IMARC_PUBLIC_URL
   value: {{ . | quote }}

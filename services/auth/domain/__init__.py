@@ -17,7 +17,9 @@ from typing import Any
 
 from services.auth.domain.texts import DATA_USAGE_POLICY, POLICY_VERSION, SEED_LICENCES, LicenceSeed
 from services.auth.domain.throttle import (
+    KNOWN_ADDRESS_DAYS,
     PER_ACCOUNT,
+    PER_ACCOUNT_ADDRESS,
     PER_ADDRESS,
     ThrottlePolicy,
     failures_after_one_more,
@@ -30,7 +32,9 @@ from services.common.security import Principal
 
 __all__ = [
     "DATA_USAGE_POLICY",
+    "KNOWN_ADDRESS_DAYS",
     "PER_ACCOUNT",
+    "PER_ACCOUNT_ADDRESS",
     "PER_ADDRESS",
     "POLICY_VERSION",
     "SEED_LICENCES",

@@ -1,5 +1,12 @@
-"""How password guessing is slowed down: failures in a row lock a key (an account, an
-address) for a time that doubles with each further failure."""
+"""How password guessing is slowed down: failures in a row lock a key for a time that
+doubles with each further failure (a backoff, never a CAPTCHA). Three keys count:
+
+* an account *from* an address: a few tries, then that pair waits;
+* an address, whatever the accounts: more tries, as many people may share one NAT;
+* an account, whatever the addresses (guessing spread over many): this lock holds only for
+  addresses the account has never logged in from, so nobody can lock its owner out — the
+  admin logs in from where they did before, whatever an attacker does elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +26,11 @@ class ThrottlePolicy:
     forget_after: float = 3600.0
 
 
-# Per account: a handful of tries. Per address: more, as many people may share one NAT.
-PER_ACCOUNT = ThrottlePolicy(threshold=5)
+PER_ACCOUNT_ADDRESS = ThrottlePolicy(threshold=5)
 PER_ADDRESS = ThrottlePolicy(threshold=20)
+PER_ACCOUNT = ThrottlePolicy(threshold=20)
+#: how long a successful login makes its address one the account is known to use
+KNOWN_ADDRESS_DAYS = 90
 
 
 def lockout_seconds(policy: ThrottlePolicy, failures: int) -> float:

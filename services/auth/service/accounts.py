@@ -227,10 +227,10 @@ async def change_password(auth: Auth, caller: Caller, current: str, new: str) ->
     """Change one's own password. Wrong current passwords count towards the same
     lockout as failed logins: a stolen token must not become a guessing oracle."""
     now = utcnow()
-    key = throttle.throttle_key("user", caller.name)
+    attempt = throttle.Attempt("user", caller.name, caller.ip)
     async with auth.db.session() as s:
         acc = await queries.own_account(s, caller.name)
-        locked = await throttle.locked_until(s, [key], now)
+        locked = await throttle.locked_until(s, attempt, now)
     if locked is not None:
         raise domain.Throttled(domain.retry_after(locked, now))
     if problem := domain.password_problem(new, acc.name):
@@ -241,9 +241,9 @@ async def change_password(auth: Auth, caller: Caller, current: str, new: str) ->
         acc = await queries.own_account(unit.session, caller.name)
         if ok:
             acc.secret_hash, acc.secret_changed_at = new_hash, utcnow()
-            await throttle.clear_failures(unit.session, key)
+            await throttle.record_success(unit.session, attempt, utcnow())
         else:
-            await throttle.record_failure(unit.session, key, domain.PER_ACCOUNT, utcnow())
+            await throttle.record_failure(unit.session, attempt, utcnow())
         unit.audit("password_changed" if ok else "password_change_failed", subject=acc.name)
     if not ok:
         raise Forbidden("the current password is wrong; try again")

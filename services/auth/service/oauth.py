@@ -2,9 +2,10 @@
 revocation (RFC 7009). Failures are ``OAuthError`` — the RFC's error object, with the
 status and one sentence saying what to do.
 
-Password guessing is throttled per account and per client address: after a run of
-failures every attempt is refused with 429 and ``Retry-After`` until the lockout
-ends, whether the password is right or not.
+Password guessing is throttled per account from an address, per address, and per account
+from addresses it never logged in from (``domain.throttle``): after a run of failures every
+such attempt is refused with 429 and ``Retry-After`` until the lockout ends, whether the
+password is right or not.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from services.auth import crypto, queries
 from services.auth.domain import (
     ANONYMOUS,
     GUEST_USERNAME,
-    PER_ACCOUNT,
-    PER_ADDRESS,
     SCOPES,
     Holder,
     Unauthenticated,
@@ -140,13 +139,12 @@ async def _authenticate(
         ("invalid_grant", WRONG_PASSWORD) if kind == "user" else ("invalid_client", WRONG_CLIENT)
     )
     now = utcnow()
-    name_key = throttle.throttle_key(kind, name)
-    ip_key = throttle.throttle_key("ip", ip)
+    attempt = throttle.Attempt(kind, name, ip)
     async with auth.uow(ip=ip) as unit:
         acc = await queries.find_account(unit.session, name, kind)
         # Unknown names are audited by hash: it may be a mistyped password.
-        who = acc.name if acc else name_key
-        locked = await throttle.locked_until(unit.session, [name_key, ip_key], now)
+        who = acc.name if acc else attempt.account
+        locked = await throttle.locked_until(unit.session, attempt, now)
         if locked is not None:
             unit.audit("login_throttled", subject=who, grant=grant)
     if locked is not None:
@@ -162,8 +160,7 @@ async def _authenticate(
     async with auth.uow(ip=ip) as unit:
         s = unit.session
         if not ok or acc is None:
-            await throttle.record_failure(s, name_key, PER_ACCOUNT, now)
-            await throttle.record_failure(s, ip_key, PER_ADDRESS, now)
+            await throttle.record_failure(s, attempt, now)
             unit.audit("login_failed", subject=who, grant=grant)
             raise_after: OAuthError | None = OAuthError(401, error, wrong)
         elif acc.disabled:
@@ -172,7 +169,7 @@ async def _authenticate(
         else:
             raise_after = None
             acc = await s.merge(acc, load=False)
-            await throttle.clear_failures(s, name_key)
+            await throttle.record_success(s, attempt, now)
             if new_hash:
                 acc.secret_hash = new_hash
             holder = await holder_of(s, acc, now)
