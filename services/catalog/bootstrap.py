@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +24,8 @@ class Catalog:
 
     db: Database
     messaging: Messaging
+    #: CloudEvents ``source`` of the events the catalog emits
+    source: str = "/catalog"
     #: origins whose browser pages may call the DICOMweb searches ("*": any)
     cors_origins: frozenset[str] = frozenset()
 
@@ -37,13 +40,17 @@ class Catalog:
 
 def build(ctx: ServiceContext) -> Catalog:
     origins = (o.strip() for o in ctx.settings.dicomweb_cors_origins.split(","))
-    return Catalog(ctx.db, ctx.messaging, cors_origins=frozenset(o for o in origins if o))
+    return Catalog(
+        ctx.db, ctx.messaging, ctx.source, cors_origins=frozenset(o for o in origins if o)
+    )
 
 
-def consumers(_: Catalog) -> Sequence[Consumer]:
+def consumers(catalog: Catalog) -> Sequence[Consumer]:
     return (
         Consumer(
-            "catalog.on_series_published", (SeriesPublished.TYPE,), handler=on.on_series_published
+            "catalog.on_series_published",
+            (SeriesPublished.TYPE,),
+            handler=partial(on.on_series_published, source=catalog.source),
         ),
         Consumer(
             "catalog.on_series_withdrawn", (SeriesWithdrawn.TYPE,), handler=on.on_series_withdrawn

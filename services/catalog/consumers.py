@@ -1,6 +1,8 @@
 """The catalog's event consumers: publications, withdrawals and collection records.
 
-Each runs in one unit of work with its inbox record and emits nothing."""
+Each runs in one unit of work with its inbox record. Indexing a publication emits the
+catalog's account of the series (``series.indexed``), which the publisher compares with
+what it published."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from services.common.messaging import UnitOfWork
 from services.common.projection import project_collection
 
 
-async def on_series_published(event: Event, uow: UnitOfWork) -> list[Event]:
-    await service.series_published(uow, event.payload(SeriesPublished), event.time)
-    return []
+async def on_series_published(event: Event, uow: UnitOfWork, *, source: str) -> list[Event]:
+    p = event.payload(SeriesPublished)
+    indexed = await service.series_published(uow, p, event.time)
+    return [indexed.event(source, subject=p.series_instance_uid)] if indexed else []
 
 
 async def on_series_withdrawn(event: Event, uow: UnitOfWork) -> list[Event]:

@@ -38,7 +38,7 @@ from services.catalog.models import (
 )
 from services.common.app import Conflict, DomainError
 from services.common.db import dialect_of
-from services.common.events import SeriesPublished, SeriesWithdrawn
+from services.common.events import SeriesIndexed, SeriesPublished, SeriesWithdrawn
 from services.common.messaging import UnitOfWork
 from services.common.persistence import insert_ignore, upsert
 
@@ -50,15 +50,30 @@ INSERT_BATCH = 1000
 Owner = Mapping[str, str]  # collection, patient_id, study_instance_uid of a series
 
 
-async def series_published(uow: UnitOfWork, p: SeriesPublished, at: datetime) -> None:
-    """Index a published series; a republication replaces the series and its instances."""
+async def series_published(
+    uow: UnitOfWork, p: SeriesPublished, at: datetime
+) -> SeriesIndexed | None:
+    """Index a published series; a republication replaces the series and its instances.
+
+    Returns what the public index now holds of it, or None when the publication was
+    older than what is indexed (or than its withdrawal) and changed nothing."""
     # Validating and reading thousands of headers is CPU work: keep it off the event loop.
     idx = await asyncio.to_thread(index_series, p, at)
-    await index(uow.session, idx)
+    if not await index(uow.session, idx):
+        return None
+    return SeriesIndexed(
+        collection=idx.series["collection"],
+        series_instance_uid=idx.series["series_instance_uid"],
+        study_instance_uid=idx.series["study_instance_uid"],
+        patient_id=idx.series["patient_id"],
+        released_at=p.released_at,
+        instances=len(idx.instances),
+    )
 
 
-async def index(session: AsyncSession, idx: SeriesIndex) -> None:
-    """Put one series' rows in the index (see :func:`series_published`)."""
+async def index(session: AsyncSession, idx: SeriesIndex) -> bool:
+    """Put one series' rows in the index (see :func:`series_published`); False when an
+    older publication was ignored."""
     uid = idx.series["series_instance_uid"]
     published_at = idx.series["published_at"]
     await _lock_series(session, uid)
@@ -67,11 +82,11 @@ async def index(session: AsyncSession, idx: SeriesIndex) -> None:
     )
     if withdrawn_at is not None and withdrawn_at > published_at:
         log.info("ignoring publication of %s older than its withdrawal", uid)
-        return
+        return False
     current = await _indexed(session, uid)
     if current is not None and current["published_at"] > published_at:
         log.info("ignoring publication of %s older than the one indexed", uid)
-        return
+        return False
 
     # The publication carries the collection record: enough for a collection the catalog
     # has not heard of yet. collection.updated stays the authority for changes.
@@ -88,6 +103,7 @@ async def index(session: AsyncSession, idx: SeriesIndex) -> None:
     await _refresh_parents(session, idx.owner, publishing=True)
     if current is not None and _owner(current) != idx.owner:
         await _refresh_parents(session, _owner(current))  # it moved: recount where it was
+    return True
 
 
 async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) -> None:

@@ -166,6 +166,22 @@ class SeriesWithdrawn(Payload):
     reason: str = ""
 
 
+class SeriesIndexed(Payload):
+    """The catalog's account of a series it indexed: what the public now sees of it.
+
+    ``released_at`` names the publication it reflects, so the publisher can tell a
+    confirmation of its latest publication from one of an earlier one."""
+
+    TYPE: ClassVar[str] = "org.imarc.series.indexed"
+
+    collection: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    released_at: datetime
+    instances: int
+
+
 class LicenceUpdated(Payload):
     """A licence the auth service created, changed or deleted (``deleted``); services that
     name licences (intake, for new collections) keep their own copy from it."""
@@ -189,6 +205,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         InstanceDeidentified,
         SeriesPublished,
         SeriesWithdrawn,
+        SeriesIndexed,
         LicenceUpdated,
     )
 }

@@ -15,6 +15,7 @@ from services.common.events import (
     InstanceDeidentified,
     InstanceHeld,
     InstanceReceived,
+    SeriesIndexed,
 )
 from services.common.messaging import Messaging, UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
@@ -105,6 +106,7 @@ def consumers(qc: Qc) -> Sequence[Consumer]:
             handler=on.on_instance_deidentified,
             concurrency=PER_INSTANCE_CONCURRENCY,
         ),
+        Consumer("qc.on_series_indexed", (SeriesIndexed.TYPE,), handler=on.on_series_indexed),
     )
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from services.common.events import Event, InstanceDeidentified, InstanceHeld, InstanceReceived
+from services.common.events import (
+    Event,
+    InstanceDeidentified,
+    InstanceHeld,
+    InstanceReceived,
+    SeriesIndexed,
+)
 from services.common.messaging import UnitOfWork
 from services.common.projection import project_collection
 from services.qc import service
@@ -27,4 +33,9 @@ async def on_instance_held(event: Event, uow: UnitOfWork) -> list[Event]:
 
 async def on_instance_deidentified(event: Event, uow: UnitOfWork) -> list[Event]:
     await service.instance_deidentified(uow, event.payload(InstanceDeidentified), event.time)
+    return []
+
+
+async def on_series_indexed(event: Event, uow: UnitOfWork) -> list[Event]:
+    await service.series_indexed(uow, event.payload(SeriesIndexed))
     return []

@@ -89,6 +89,12 @@ class Series(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The catalog's account of the series (series.indexed): which publication it indexed
+    # and what the public sees of it, compared with what was published.
+    public_released_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    public_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    public_patient_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    public_study_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class CurationSettings(Base):

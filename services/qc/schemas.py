@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -131,6 +132,20 @@ class PublicCounts(BaseModel):
     patients: int
     studies: int
     series: int
+    instances: int
+
+
+class PublicCheck(BaseModel):
+    """Whether the public catalog holds exactly what curation published."""
+
+    state: Literal["match", "pending", "mismatch"] = Field(
+        description="match: every published series is indexed as published; pending: the "
+        "catalog has not reported some publications yet; mismatch: some differ"
+    )
+    pending_series: int
+    mismatched_series: list[str] = Field(
+        description="de-identified SeriesInstanceUIDs whose public copy differs (first 20)"
+    )
 
 
 class Glance(BaseModel):
@@ -146,7 +161,9 @@ class Glance(BaseModel):
     held_by_reason: dict[str, int]
     flagged_series: int
     approved_series: int
-    public: PublicCounts
+    published_counts: PublicCounts = Field(description="what curation published")
+    public: PublicCounts = Field(description="what the public catalog reports it holds of it")
+    public_check: PublicCheck
 
 
 class InventoryRow(BaseModel):

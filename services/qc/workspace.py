@@ -5,9 +5,11 @@ every collection at a glance."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
 from services.qc.domain import NotFound, Stage
@@ -162,26 +164,12 @@ async def at_a_glance(db: Database, collections: list[str] | None) -> list[dict[
                 )
             ).all()
         )
-        published = {
-            r[0]: r[1:]
-            for r in (
-                await s.execute(
-                    select(
-                        Series.collection,
-                        func.count(func.distinct(Series.patient_id)),
-                        func.count(func.distinct(Series.study_instance_uid)),
-                        func.count(),
-                    )
-                    .where(Series.published_at.is_not(None))
-                    .group_by(Series.collection)
-                )
-            ).all()
-        }
+        checks = await _public_checks(s)
     out = []
     for name in sorted(names):
         c = counts.get(name, (0, 0, 0, 0, 0))
         st = settings.get(name)
-        p = published.get(name, (0, 0, 0))
+        check = checks.get(name) or PublicCheck()
         out.append(
             {
                 "collection": name,
@@ -196,10 +184,78 @@ async def at_a_glance(db: Database, collections: list[str] | None) -> list[dict[
                 "held_by_reason": held.get(name, {}),
                 "flagged_series": int(flagged.get(name, 0)),
                 "approved_series": int(approvals.get(name, 0)),
-                "public": {"patients": int(p[0]), "studies": int(p[1]), "series": int(p[2])},
+                **check.report(),
             }
         )
     return sorted(out, key=lambda r: (-r["priority"], r["collection"]))
+
+
+@dataclass
+class PublicCheck:
+    """What a collection published from curation beside what the catalog reports it
+    indexed (series.indexed): patients, studies, series and instances on each side."""
+
+    published: list[tuple[str, str, str, int]] = field(default_factory=list)
+    public: list[tuple[str, str, str, int]] = field(default_factory=list)
+    pending: int = 0
+    mismatched: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        def counts(rows: list[tuple[str, str, str, int]]) -> dict[str, int]:
+            return {
+                "patients": len({r[1] for r in rows}),
+                "studies": len({r[2] for r in rows}),
+                "series": len(rows),
+                "instances": sum(r[3] for r in rows),
+            }
+
+        state = "mismatch" if self.mismatched else "pending" if self.pending else "match"
+        return {
+            "published_counts": counts(self.published),
+            "public": counts(self.public),
+            "public_check": {
+                "state": state,
+                "pending_series": self.pending,
+                "mismatched_series": self.mismatched[:MISMATCHES_SHOWN],
+            },
+        }
+
+
+MISMATCHES_SHOWN = 20
+
+
+async def _public_checks(s: AsyncSession) -> dict[str, PublicCheck]:
+    """Every collection's public count check (see :class:`PublicCheck`)."""
+    published = dict(
+        (
+            await s.execute(
+                select(
+                    Instance.series_instance_uid, func.count(func.distinct(Instance.curation_key))
+                )
+                .where(Instance.stage == Stage.PUBLISHED)
+                .group_by(Instance.series_instance_uid)
+            )
+        ).all()
+    )
+    checks: dict[str, PublicCheck] = {}
+    for r in await s.scalars(select(Series).where(Series.published_at.is_not(None))):
+        c = checks.setdefault(r.collection, PublicCheck())
+        mine = (r.series_instance_uid, r.patient_id, r.study_instance_uid)
+        c.published.append((*mine, int(published.get(r.series_instance_uid, 0))))
+        assert r.published_at is not None
+        if r.public_released_at is None or r.public_released_at < r.published_at:
+            c.pending += 1  # the catalog has not reported this publication yet
+            continue
+        theirs = (
+            r.series_instance_uid,
+            str(r.public_patient_id),
+            str(r.public_study_instance_uid),
+            int(r.public_instances or 0),
+        )
+        c.public.append(theirs)
+        if theirs != c.published[-1]:
+            c.mismatched.append(r.series_instance_uid)
+    return checks
 
 
 async def audit(db: Database, collection: str) -> list[Audit]:

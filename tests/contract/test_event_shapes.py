@@ -31,6 +31,7 @@ from services.common.events import (
     Payload,
     PublishedInstance,
     ResidualFinding,
+    SeriesIndexed,
     SeriesPublished,
     SeriesWithdrawn,
 )
@@ -121,6 +122,14 @@ EXAMPLES: dict[str, Payload] = {
     ),
     SeriesWithdrawn.TYPE: SeriesWithdrawn(
         collection="Demo-CT", series_instance_uid="2.25.2", reason="consent withdrawn"
+    ),
+    SeriesIndexed.TYPE: SeriesIndexed(
+        collection="Demo-CT",
+        series_instance_uid="2.25.2",
+        study_instance_uid="2.25.1",
+        patient_id="Demo-CT-0001",
+        released_at=datetime(2026, 11, 28, 9, 30, 0, tzinfo=UTC),
+        instances=120,
     ),
     LicenceUpdated.TYPE: LicenceUpdated(
         id="Site-DUA-1",

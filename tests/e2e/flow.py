@@ -167,6 +167,16 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     assert sorted(by_modality) == ["CT", "MR"]
     assert sorted(r["ImageCount"] for r in series) == [1, 1, 5]
 
+    async def confirmed() -> dict | None:  # type: ignore[type-arg]
+        r = await client.get("/api/qc/collections", headers=admin)
+        row = next(c for c in r.json() if c["collection"] == COLLECTION)
+        return row if row["public_check"]["state"] != "pending" else None
+
+    glance = await poll(confirmed, what="the catalog to confirm what was published")
+    assert glance["public_check"]["state"] == "match", glance["public_check"]
+    assert glance["public"] == glance["published_counts"]
+    assert glance["public"]["instances"] == len(good)
+
     anon = await client.get("/nbia-api/services/v4/getCollectionValues")
     assert {"Collection": COLLECTION} in anon.json()
 

@@ -212,7 +212,10 @@ async def test_collections_at_a_glance(p: InMemory) -> None:
     assert row["collection"] == C and row["priority"] == 3
     assert (row["received"], row["held"], row["published"]) == (3, 1, 2)
     assert row["held_by_reason"] == {"deid: burned-in annotation suspected": 1}
-    assert row["public"] == {"patients": 1, "studies": 1, "series": 1}
+    assert row["published_counts"] == {"patients": 1, "studies": 1, "series": 1, "instances": 2}
+    # no catalog runs here: the publication is published but not yet confirmed as public
+    assert row["public"] == {"patients": 0, "studies": 0, "series": 0, "instances": 0}
+    assert row["public_check"] == {"state": "pending", "pending_series": 1, "mismatched_series": []}
     other = auth_header(mint("olga", coll={"Other": ["curator"]}))
     assert (await p.client.get("/api/qc/collections", headers=other)).json() == []
 

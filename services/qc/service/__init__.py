@@ -3,6 +3,7 @@ review, a submitter's approval, a manager's settings, publish and withdraw, and 
 inventories built from the de-identified headers."""
 
 from services.qc.service.index import instance_deidentified, instance_held, instance_received
+from services.qc.service.public_check import series_indexed
 from services.qc.service.publishing import publish, withdraw
 from services.qc.service.review import approve, configure, review, review_many
 
@@ -15,5 +16,6 @@ __all__ = [
     "publish",
     "review",
     "review_many",
+    "series_indexed",
     "withdraw",
 ]

@@ -92,7 +92,7 @@ async function showCollections() {
     <table id="collections"><thead><tr>
       <th>Collection</th><th>Status</th><th>Priority</th><th>Received</th><th>Held</th>
       <th>De-identified</th><th>Awaiting review</th><th>Published</th><th>Flagged series</th>
-      <th>Public (patients / studies / series)</th><th>Held by reason</th></tr></thead>
+      <th>Published → public (patients / studies / series / images)</th><th>Held by reason</th></tr></thead>
     <tbody>${rows.map((c) => `<tr>
       <td><a href="#/c/${encodeURIComponent(c.collection)}">${esc(c.collection)}</a></td>
       <td>${esc(c.status)}</td><td class="num">${c.priority}</td>
@@ -100,10 +100,27 @@ async function showCollections() {
       <td class="num">${c.deidentified}</td><td class="num">${c.awaiting_review}</td>
       <td class="num">${c.published}</td>
       <td class="num ${c.flagged_series ? "flag" : ""}">${c.flagged_series}</td>
-      <td>${c.public.patients} / ${c.public.studies} / ${c.public.series}</td>
+      <td class="check ${c.public_check.state}" title="${publicCheckTitle(c)}">
+        ${counts(c.published_counts)} → ${counts(c.public)} ${publicCheckMark(c.public_check)}</td>
       <td>${Object.entries(c.held_by_reason).map(([r, n]) => `${esc(r)}: ${n}`).join("<br>")}</td>
     </tr>`).join("")}</tbody></table>
     ${rows.length ? "" : `<p class="muted">No collection you curate has anything in curation yet.</p>`}`;
+}
+
+function counts(n) {
+  return `${n.patients} / ${n.studies} / ${n.series} / ${n.instances}`;
+}
+
+function publicCheckMark(check) {
+  if (check.state === "match") return "✔";
+  if (check.state === "pending") return `<span class="muted">(${check.pending_series} series not indexed yet)</span>`;
+  return `<span class="flag">✘ ${check.mismatched_series.length} series differ</span>`;
+}
+
+function publicCheckTitle(c) {
+  const check = c.public_check;
+  if (check.state !== "mismatch") return "what was published, and what the public catalog holds of it";
+  return esc(`series whose public copy differs from curation: ${check.mismatched_series.join(", ")}`);
 }
 
 // -- one collection -----------------------------------------------------------------------
