@@ -2,7 +2,7 @@
 
 Generates 512×512 slices (noise, a bright body, bright bone rings and spots) with and
 without burned-in text — names, dates and IDs in several fonts, sizes and places — and runs
-services.qc.ocr.find_text on each. A slice with text counts as found when a box overlaps
+services.common.imaging.ocr.find_text on each. A slice with text counts as found when a box overlaps
 where the text was drawn; a slice without text counts as a false positive when any box
 comes back.
 
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from services.qc.ocr import find_text
+from services.common.imaging.ocr import find_text
 
 FONTS = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",

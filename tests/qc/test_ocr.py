@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from services.qc import ocr
+from services.common.imaging import ocr
 from tests.conftest import need_tool
 
 

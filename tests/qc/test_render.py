@@ -12,7 +12,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
-from services.qc.render import FrameOutOfRange, render_frame, to_uint8, window_of
+from services.common.imaging.render import FrameOutOfRange, render_frame, to_uint8, window_of
 
 
 def _file(name: str) -> Dataset:

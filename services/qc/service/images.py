@@ -13,9 +13,15 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from services.qc import ocr
+from services.common.imaging import ocr
+from services.common.imaging.render import (
+    Format,
+    FrameOutOfRange,
+    Rendered,
+    frame_count,
+    render_frame,
+)
 from services.qc.domain import Conflict, NotFound
-from services.qc.render import Format, FrameOutOfRange, Rendered, frame_count, render_frame
 
 if TYPE_CHECKING:
     from services.qc.bootstrap import Qc
