@@ -1,44 +1,89 @@
-"""Wires deid into a runtime: tables, migrations, routes, consumers, keys."""
+"""Wires the deid service: its typed dependencies (keys, caches, the CPU workers), tables,
+migrations, routes and consumers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
+from services.common.db import Database
 from services.common.events import CollectionUpdated, InstanceReceived
+from services.common.messaging import Messaging, UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
-from services.deid.api import router
+from services.common.store import ObjectStore
+from services.deid import consumers as on
 from services.deid.engine import Keys
-from services.deid.handlers import (
-    COLLECTIONS_QUEUE,
-    RECEIVED_QUEUE,
-    on_collection_updated,
-    on_instance_received,
-)
 from services.deid.models import metadata
+from services.deid.service.profiles import ProfileCache
+from services.deid.service.pseudonyms import PseudonymCache
+from services.deid.worker import Destination
+
+T = TypeVar("T")
 
 
-def consumers(ctx: ServiceContext) -> Sequence[Consumer]:
-    # Four deliveries per worker keep the pool busy while others wait on the database.
-    workers = ctx.settings.cpu_workers()
-    return (
-        Consumer(
-            RECEIVED_QUEUE,
-            (InstanceReceived.TYPE,),
-            raw=partial(on_instance_received, ctx=ctx),
-            concurrency=workers * 4,
-        ),
-        Consumer(COLLECTIONS_QUEUE, (CollectionUpdated.TYPE,), handler=on_collection_updated),
+@dataclass
+class Deid:
+    """What deid's use cases and routes work with."""
+
+    db: Database
+    messaging: Messaging
+    store: ObjectStore
+    #: CloudEvents ``source`` of the events deid emits
+    source: str
+    #: where the CPU workers write curation objects (the same store, opened by URL)
+    destination: Destination
+    #: the CPU worker pool, which the runtime starts after building this object
+    executor: Callable[[], Executor | None]
+    #: how many instances are de-identified at once
+    workers: int = 1
+    #: the secret and UID root the keys are made from at start
+    secret: str = field(default="", repr=False)
+    uid_root: str = ""
+    profiles: ProfileCache = field(default_factory=ProfileCache)
+    pseudonyms: PseudonymCache = field(default_factory=PseudonymCache)
+    _keys: Keys | None = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> Keys:
+        """UID and date-offset keys (from IMARC_SECRET)."""
+        if self._keys is None:
+            raise RuntimeError("deid has not started: its keys are made by on_start")
+        return self._keys
+
+    def uow(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A unit of work: state changes and the events emitted commit together."""
+        return self.messaging.transaction()
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in a CPU worker process."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor(), fn, *args)
+
+
+def build(ctx: ServiceContext) -> Deid:
+    settings = ctx.settings
+    return Deid(
+        db=ctx.db,
+        messaging=ctx.messaging,
+        store=ctx.store,
+        source=ctx.source,
+        # resolved once: the workers open the same store from its URL
+        destination=Destination(settings.resolved_store_url(), settings.store_fsync),
+        executor=lambda: ctx.executor,
+        workers=settings.cpu_workers(),
+        secret=settings.secret.get_secret_value(),
+        uid_root=settings.uid_root,
     )
 
 
-async def on_start(ctx: ServiceContext) -> None:
-    # resolved once: the workers open the same store from its URL
-    ctx.state["store_url"] = ctx.settings.resolved_store_url()
-    secret = ctx.settings.secret.get_secret_value()
+async def on_start(deid: Deid) -> None:
     try:
-        ctx.state["keys"] = Keys(secret.encode(), ctx.settings.uid_root)
+        deid._keys = Keys(deid.secret.encode(), deid.uid_root)
     except ValueError as e:
         raise RuntimeError(
             f"deid cannot start: {e}; set IMARC_SECRET (at least 16 characters, the same on "
@@ -46,12 +91,29 @@ async def on_start(ctx: ServiceContext) -> None:
         ) from e
 
 
-def spec() -> ServiceSpec:
+def consumers(deid: Deid) -> Sequence[Consumer]:
+    return (
+        Consumer(
+            on.RECEIVED_QUEUE,
+            (InstanceReceived.TYPE,),
+            raw=partial(on.on_instance_received, deid=deid),
+            # four deliveries per worker keep the pool busy while others wait on the database
+            concurrency=deid.workers * 4,
+        ),
+        Consumer(on.COLLECTIONS_QUEUE, (CollectionUpdated.TYPE,), handler=on.on_collection_updated),
+    )
+
+
+def spec() -> ServiceSpec[Deid]:
+    # the routes name ``Deid`` (api/deps.py), so they are imported once it exists
+    from services.deid.api import holds, idmap, instances, profiles
+
     return ServiceSpec(
         name="deid",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
-        router=router,
+        build=build,
+        routers=(profiles.router, idmap.router, holds.router, instances.router),
         consumers=consumers,
         on_start=on_start,
         cpu_workers=True,

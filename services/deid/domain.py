@@ -8,15 +8,19 @@ what the service feeds it and how its outcome is named to users.
 from __future__ import annotations
 
 import csv
+import functools
+import hmac
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.app import DomainError
 from services.deid.engine import (
     OPTIONS,
     AuditEntry,
     DeidentificationError,
+    Keys,
     Profile,
     default_profile,
 )
@@ -44,11 +48,19 @@ PROFILE_FIELDS = (
 )
 
 
-class IdMapError(ValueError):
+def id_map_value_taken(value: str) -> str:
+    """The hold reason when the ID map gives a patient a pseudonym another patient has."""
+    return (
+        f"the ID map gives this patient {value!r}, which another patient already has; "
+        "correct the ID map and release it"
+    )
+
+
+class IdMapError(DomainError, ValueError):
     """An uploaded ID map cannot be loaded; the message names the line and the fix."""
 
 
-class ProfileError(ValueError):
+class ProfileError(DomainError, ValueError):
     """A profile change is invalid; the message says which value and what is allowed."""
 
 
@@ -197,6 +209,14 @@ def updated_profile(current: Profile, changes: Mapping[str, Any]) -> Profile | N
 def with_require_id_map(current: Profile, require: bool) -> Profile | None:
     """The next version with ``require_id_map`` set, or None when it already is."""
     return updated_profile(current, {"require_id_map": require})
+
+
+@functools.lru_cache(maxsize=1024)
+def collection_keys(keys: Keys, collection: str) -> Keys:
+    """Each collection re-roots UIDs under its own derived key, so the same file submitted
+    to two collections yields two distinct sets of UIDs (no cross-collection linkage)."""
+    derived = hmac.new(keys.secret, b"imarc-uid-collection\x00" + collection.encode(), "sha256")
+    return Keys(derived.digest(), keys.uid_root)
 
 
 def curation_key(collection: str, deidentified: Mapping[str, Any]) -> str:

@@ -1,21 +1,29 @@
-"""The part of de-identification that runs in the CPU worker processes.
+"""The CPU side of de-identification: checking and reading a quarantined object, and the
+engine's run, which happens in the CPU worker processes.
 
-A worker reads the quarantined object itself, checks its SHA-256, runs the engine and
-writes the curation object, so no megabyte-sized buffer crosses the process boundary and
-the service's event loop only does database work. Each worker opens the object store
-once (from its URL) and keeps it.
+The pipeline fetches each quarantined object once, and :func:`inspect` checks its SHA-256
+and reads the identity the service needs (in a thread: hashing releases the interpreter
+lock). :func:`deidentify_object` then runs in a worker process on those same bytes and
+writes the curation object itself, so the de-identified bytes never travel back; each
+worker opens the object store once (from its URL) and keeps it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+
 from services.common.store import ObjectStore, StoredObject, open_store
 from services.deid import domain
-from services.deid.engine import Request, Result, deidentify, read_patient_id
+from services.deid.engine import DeidentificationError, Request, Result, deidentify
+
+_IDENTITY_TAGS = ["PatientID", "IssuerOfPatientID", "StudyInstanceUID"]
 
 
 class ChecksumMismatch(Exception):
@@ -23,13 +31,20 @@ class ChecksumMismatch(Exception):
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where a worker finds the quarantined object and how to check it."""
+class Identity:
+    """Who an original instance belongs to, as the service needs it before de-identifying."""
+
+    patient_id: str
+    issuer: str
+    study_uid: str
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a worker writes curation objects."""
 
     store_url: str
     fsync: bool
-    key: str
-    sha256: str
 
 
 @cache
@@ -37,28 +52,37 @@ def _store(url: str, fsync: bool) -> ObjectStore:
     return open_store(url, fsync=fsync)
 
 
-def _read(source: Source) -> bytes:
-    raw = _store(source.store_url, source.fsync).get_sync("quarantine", source.key)
-    if hashlib.sha256(raw).hexdigest() != source.sha256:
-        raise ChecksumMismatch(source.key)
-    return raw
+def _text(value: Any) -> str:
+    return str(value or "").strip()
 
 
-def inspect(source: Source) -> str:
-    """The original PatientID of the quarantined object (raises ObjectNotFound,
-    ChecksumMismatch or DeidentificationError)."""
-    return read_patient_id(_read(source))
+def inspect(raw: bytes, sha256: str) -> Identity:
+    """Check ``raw`` against the SHA-256 intake recorded and read its identity from the
+    header (raises ChecksumMismatch or DeidentificationError)."""
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise ChecksumMismatch()
+    try:
+        ds = dcmread(io.BytesIO(raw), stop_before_pixels=True, specific_tags=_IDENTITY_TAGS)
+    except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
+        raise DeidentificationError(f"not a readable DICOM Part 10 file: {exc}") from exc
+    return Identity(
+        _text(ds.get("PatientID", "")),
+        _text(ds.get("IssuerOfPatientID", "")),
+        _text(ds.get("StudyInstanceUID", "")),
+    )
 
 
-def deidentify_object(source: Source, fields: dict[str, Any]) -> tuple[Result, StoredObject | None]:
-    """De-identify the quarantined object and write the result to the curation zone.
+def deidentify_object(
+    raw: bytes, fields: dict[str, Any], to: Destination
+) -> tuple[Result, StoredObject | None]:
+    """De-identify ``raw`` and write the result to the curation zone.
 
     Returns the engine's result without its bytes, and the stored curation object (None
     when the engine held the instance).
     """
-    result = deidentify(Request(raw=_read(source), **fields))
+    result = deidentify(Request(raw=raw, **fields))
     if result.held_reason or result.data is None:
         return replace(result, data=None), None
     key = domain.curation_key(fields["collection"], result.deidentified)
-    stored = _store(source.store_url, source.fsync).put_sync("curation", key, result.data)
+    stored = _store(to.store_url, to.fsync).put_sync("curation", key, result.data)
     return replace(result, data=None), stored

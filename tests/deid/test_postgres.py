@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.common.events import InstanceDeidentified
-from services.deid.handlers import resolve_pseudonym
+from services.deid.service import resolve_pseudonym
 from tests.deid import dicom
 from tests.deid.helpers import deid_platform, manager_headers
 

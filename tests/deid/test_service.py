@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pydicom.examples
 from pydicom.data import get_testdata_file
@@ -402,3 +404,39 @@ async def test_the_same_file_in_two_collections_gets_unlinkable_uids(tmp_path: P
         assert a.series_instance_uid != b.series_instance_uid
         assert a.study_instance_uid != b.study_instance_uid
         assert a.patient_id.startswith("Coll-A-") and b.patient_id.startswith("Coll-B-")
+
+
+class CountingStore:
+    """The platform's store, counting the reads of each object."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads: Counter[tuple[str, str]] = Counter()
+
+    async def get(self, zone: str, key: str) -> bytes:
+        self.reads[(zone, key)] += 1
+        data: bytes = await self.inner.get(zone, key)
+        return data
+
+    def get_sync(self, zone: str, key: str) -> bytes:
+        self.reads[(zone, key)] += 1
+        data: bytes = self.inner.get_sync(zone, key)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_each_quarantined_object_is_fetched_once(tmp_path: Path) -> None:
+    series = dicom.ct_series("PAT-1", "Smith^Jane", n=3)
+    async with deid_platform(tmp_path, with_intake=False) as d:
+        await d.create_collection(C)
+        deid = d.p.runtime.deps["deid"]
+        store = CountingStore(deid.store)
+        deid.store = store
+        events = [await d.publish_received(C, raw) for raw in series]
+        for e in events:
+            await d.wait_for(InstanceDeidentified, instance_id=e.data["instance_id"])
+        keys = [("quarantine", e.data["object"]["key"]) for e in events]
+        assert [store.reads[k] for k in keys] == [1, 1, 1]
+        assert set(store.reads) == set(keys)
