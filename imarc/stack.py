@@ -252,7 +252,7 @@ class Stack:
         runtime = Runtime(
             Settings(bus_url=url, bus_prefix=prefix, database_url=unused_db), SERVICES
         )
-        queues = [c.queue for s in runtime.specs for c in s.consumers(runtime.contexts[s.name])]
+        queues = [c.queue for s in runtime.specs for c in s.consumers(runtime.deps[s.name])]
 
         async def delete() -> None:
             bus = RabbitBus(url, exchange=prefix + EXCHANGE, queue_prefix=prefix)
