@@ -402,7 +402,7 @@ class _Walker:
         if not text.strip():
             self.note(path, tag, "kept")
             return
-        shifted = shift_multi(text, self.offset, vr)
+        shifted = shift_multi(text, self.offset, vr, keep_zone=False)
         if shifted is None:
             ds[tag] = DataElement(tag, vr, None)
             self.note(path, tag, "emptied")
@@ -516,7 +516,7 @@ class _Walker:
         elif kind == "date" or vr in ("DA", "DT"):
             if self.c.dates == "modified":
                 new_text = shift_multi(
-                    text.strip(), self.offset, vr if vr in ("DA", "DT") else "DT"
+                    text.strip(), self.offset, vr if vr in ("DA", "DT") else "DT", keep_zone=False
                 )
                 action = "shifted"
             elif self.c.dates == "none":

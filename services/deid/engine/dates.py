@@ -1,7 +1,9 @@
-"""Day shifts for DA and DT values (PS3.5 6.2), keeping precision and timezone.
+"""Day shifts for DA and DT values (PS3.5 6.2), keeping precision.
 
 A whole-day shift keeps every interval between a patient's dates and leaves every TM as it
-was, so DA/TM pairs stay consistent even around midnight (leak case 5).
+was, so DA/TM pairs stay consistent even around midnight (leak case 5). A DT's UTC offset
+(``&ZZXX``) says where the patient was; it is dropped with Timezone Offset From UTC
+(0008,0201) whenever dates are shifted, so that every time left is local time, like TM.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def shift_da(value: str, days: int) -> str | None:
         return None
 
 
-def shift_dt(value: str, days: int) -> str | None:
-    """Shift one DT value ``YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX]``; time and zone are kept."""
+def shift_dt(value: str, days: int, keep_zone: bool = True) -> str | None:
+    """Shift one DT value ``YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX]``; the time is kept, and the
+    UTC offset too unless ``keep_zone`` is false."""
     text = value.strip().rstrip("\x00").strip()
     if not text:
         return ""
@@ -70,15 +73,14 @@ def shift_dt(value: str, days: int) -> str | None:
         )
     except ValueError:
         return None
-    return head + (time_s or "") + (zone_s or "")
+    return head + (time_s or "") + ((zone_s or "") if keep_zone else "")
 
 
-def shift_multi(value: str, days: int, vr: str) -> str | None:
+def shift_multi(value: str, days: int, vr: str, keep_zone: bool = True) -> str | None:
     """Shift every value of a multi-valued DA or DT string; None if any is not a date."""
-    fn = shift_da if vr == "DA" else shift_dt
     out: list[str] = []
     for part in value.split("\\"):
-        shifted = fn(part, days)
+        shifted = shift_da(part, days) if vr == "DA" else shift_dt(part, days, keep_zone)
         if shifted is None:
             return None
         out.append(shifted)

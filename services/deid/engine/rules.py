@@ -62,6 +62,10 @@ _EXTRA_ROWS: dict[int, tuple[str, dict[str, str]]] = {
     0x00280303: ("X", {}),  # Longitudinal Temporal Information Modified: rewritten
 }
 
+#: Timezone Offset From UTC (0008,0201): Table E.1-1 says C under Modified Dates, but no
+#: cleaned offset hides where the patient was, so shifted dates drop it (and DT offsets).
+TIMEZONE_OFFSET = 0x00080201
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledProfile:
@@ -104,11 +108,19 @@ def _option_action(basic: str, per_option: dict[str, str], options: frozenset[st
 
 def _compile(profile: Profile) -> CompiledProfile:
     options = profile.options
+    if "retain_long_modified_dates" in options:
+        dates = "modified"
+    elif "retain_long_full_dates" in options:
+        dates = "full"
+    else:
+        dates = "none"
     actions: dict[int, str] = {}
     for row in annex_e_rows():
         actions[row.tag] = _option_action(row.basic, row.options, options)
     for tag, (basic, per_option) in _EXTRA_ROWS.items():
         actions[tag] = _option_action(basic, per_option, options)
+    if dates != "full":
+        actions[TIMEZONE_OFFSET] = "X"
     actions[0x00100010] = PSEUDONYM  # Patient's Name
     actions[0x00100020] = PSEUDONYM  # Patient ID
     allowed: set[int] = set()
@@ -129,12 +141,6 @@ def _compile(profile: Profile) -> CompiledProfile:
     class_tags = frozenset(
         t for t in (tag_for_keyword(k) for k in CLASS_UID_KEYWORDS) if t is not None
     )
-    if "retain_long_modified_dates" in options:
-        dates = "modified"
-    elif "retain_long_full_dates" in options:
-        dates = "full"
-    else:
-        dates = "none"
     return CompiledProfile(
         actions=actions,
         allowed_text=frozenset(allowed),

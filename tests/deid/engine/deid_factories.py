@@ -6,9 +6,12 @@ Imported by the test modules (pytest puts this directory on sys.path: no __init_
 from __future__ import annotations
 
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -328,6 +331,24 @@ def phi_ct(
     return Planted(to_bytes(ds, implicit), phi, uids, pixel_bytes)
 
 
+def request(
+    raw: bytes,
+    profile: Profile | None = None,
+    offset: int = OFFSET,
+    release: bool = False,
+    pseudonym: str = PSEUDONYM,
+) -> Request:
+    return Request(
+        raw=raw,
+        collection="TEST-COLLECTION",
+        patient_pseudonym=pseudonym,
+        keys=KEYS,
+        profile=profile or default_profile(),
+        date_offset_days=offset,
+        release_pixel_hold=release,
+    )
+
+
 def run(
     raw: bytes,
     profile: Profile | None = None,
@@ -335,14 +356,19 @@ def run(
     release: bool = False,
     pseudonym: str = PSEUDONYM,
 ) -> Result:
-    return deidentify(
-        Request(
-            raw=raw,
-            collection="TEST-COLLECTION",
-            patient_pseudonym=pseudonym,
-            keys=KEYS,
-            profile=profile or default_profile(),
-            date_offset_days=offset,
-            release_pixel_hold=release,
-        )
-    )
+    return deidentify(request(raw, profile, offset, release, pseudonym))
+
+
+def submit(requests: list[Request], separate_process: bool = False) -> list[Result]:
+    """De-identify one submission's files; ``separate_process`` runs them in a fresh process
+    (as a later submission handled by another worker would be), sharing nothing in memory."""
+    if not separate_process:
+        return [deidentify(r) for r in requests]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return list(pool.map(deidentify, requests))
+
+
+def read(result: Result) -> Dataset:
+    assert result.data is not None, result.held_reason
+    return pydicom.dcmread(io.BytesIO(result.data))

@@ -84,6 +84,8 @@ def test_shift_dt_keeps_time_zone_and_precision() -> None:
     assert shift_dt("20200315235959.123456+0100", -1) == "20200314235959.123456+0100"
     assert shift_dt("2020031523", -1) == "2020031423"
     assert shift_dt("2020+0100", -1) == "2020+0100"
+    assert shift_dt("20200315235959.123456+0100", -1, keep_zone=False) == "20200314235959.123456"
+    assert shift_multi("20200101-0500\\2020", -1, "DT", keep_zone=False) == "20191231\\2020"
     assert shift_dt("20200315xx", -1) is None
     assert shift_multi("20200101\\20200201", -1, "DA") == "20191231\\20200131"
 
