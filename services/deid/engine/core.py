@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from pydicom import config as pydicom_config
-from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag
+from pydicom.datadict import DicomDictionary, dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -42,7 +42,17 @@ DUMMY_TEXT = "ANONYMIZED"
 _AUDIT_ACTIONS = frozenset(
     {"removed", "replaced", "shifted", "emptied", "dummy", "kept", "cleaned", "uid"}
 )
-_MAX_LEN = {"AE": 16, "CS": 16, "SH": 16, "LO": 64, "PN": 64, "DS": 16, "IS": 12}
+_MAX_LEN = {
+    "AE": 16,
+    "CS": 16,
+    "SH": 16,
+    "LO": 64,
+    "PN": 64,
+    "DS": 16,
+    "IS": 12,
+    "ST": 1024,
+    "LT": 10240,
+}
 _PRIVATE_TEXT_VRS = TEXT_VRS | {"DA", "DT", "UI", "CS"}
 _AGE_RE = re.compile(r"^(\d{3})([DWMY])$")
 _OLDEST_AGE = {"Y": 90, "M": 90 * 12, "W": 90 * 52, "D": 90 * 365}
@@ -128,14 +138,13 @@ class _Walker:
         keys: Keys,
         offset: int,
         pseudonym: str,
-        scrubber: Scrubber,
         sop_class: str,
     ) -> None:
         self.c = compiled
         self.keys = keys
         self.offset = offset
         self.pseudonym = pseudonym
-        self.scrubber = scrubber
+        self.scrubber = Scrubber((), (), ())
         self.sop_class = sop_class
         self.uid_map: dict[str, str] = {}
         self.audit: list[AuditEntry] = []
@@ -289,7 +298,8 @@ class _Walker:
             self.note(path, tag, verb)
             return
         values = _as_text(elem.value)
-        cleaned = [self.scrubber.clean(v) for v in values]
+        limit = _MAX_LEN.get(vr)
+        cleaned = [self.scrubber.clean(v, limit) for v in values]
         if cleaned != values:
             ds[tag] = DataElement(tag, vr, cleaned[0] if len(cleaned) == 1 else cleaned)
             self.note(path, tag, "cleaned")
@@ -550,49 +560,73 @@ class _Walker:
         return True
 
 
-def _collect_identifiers(ds: Dataset) -> tuple[list[str], list[str], list[str]]:
-    """The record's own names, IDs and dates, which Clean Descriptors removes from text."""
-    names: list[str] = []
-    ids: list[str] = []
-    dates: list[str] = []
-    for kw in (
-        "PatientName",
-        "OtherPatientNames",
-        "PatientBirthName",
-        "PatientMotherBirthName",
-        "ReferringPhysicianName",
-        "PerformingPhysicianName",
-        "OperatorsName",
-        "PhysiciansOfRecord",
-        "NameOfPhysiciansReadingStudy",
-        "RequestingPhysician",
-        "ResponsiblePerson",
-    ):
-        names += _as_text(ds.get(kw))
-    for kw in (
-        "PatientID",
-        "OtherPatientIDs",
-        "AccessionNumber",
-        "MedicalRecordLocator",
-        "AdmissionID",
-        "ClinicalTrialSubjectID",
-        "PatientTelephoneNumbers",
-    ):
-        ids += _as_text(ds.get(kw))
-    for item in ds.get("OtherPatientIDsSequence", None) or []:
-        ids += _as_text(item.get("PatientID"))
-    for kw in (
-        "PatientBirthDate",
-        "StudyDate",
-        "SeriesDate",
-        "AcquisitionDate",
-        "ContentDate",
-        "InstanceCreationDate",
-    ):
-        dates += [v for part in _as_text(ds.get(kw)) for v in part.split("\\")]
-    for kw in ("AcquisitionDateTime",):
-        dates += [v[:8] for part in _as_text(ds.get(kw)) for v in part.split("\\")]
-    return names, ids, dates
+#: IDs (beyond every PN, DA, DT and UI value) that Clean Descriptors removes from text.
+_ID_KEYWORDS = (
+    "PatientID",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "MedicalRecordLocator",
+    "AdmissionID",
+    "ClinicalTrialSubjectID",
+    "PatientTelephoneNumbers",
+)
+_ID_TAGS = frozenset(t for t in (tag_for_keyword(k) for k in _ID_KEYWORDS) if t is not None)
+#: Sequences whose items' identifiers are the record's own too (one level down).
+_IDENTIFYING_SEQUENCES = frozenset(
+    t
+    for t in (
+        tag_for_keyword(k)
+        for k in (
+            "OtherPatientIDsSequence",
+            "ReferencedImageSequence",
+            "SourceImageSequence",
+            "ReferencedStudySequence",
+            "ReferencedSeriesSequence",
+            "ReferencedPatientSequence",
+            "ReferencedPerformedProcedureStepSequence",
+        )
+    )
+    if t is not None
+)
+
+
+class _Identifiers:
+    """The record's own names, IDs, dates and UIDs, which kept text must not repeat."""
+
+    __slots__ = ("dates", "ids", "names", "uids")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.ids: list[str] = []
+        self.dates: list[str] = []
+        self.uids: list[str] = []
+
+    def collect(self, ds: Dataset, depth: int = 0) -> _Identifiers:
+        for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements
+            if tag >> 16 & 1 or tag >> 16 in (0x0002, 0x7FE0):
+                continue
+            vr = _Walker.vr_of(tag, ds.get_item(tag))
+            if vr == "SQ":
+                if depth == 0 and tag in _IDENTIFYING_SEQUENCES:
+                    elem = _Walker.element(ds, tag)
+                    for item in elem.value if elem is not None else ():
+                        self.collect(item, depth + 1)
+                continue
+            if vr not in ("PN", "DA", "DT", "UI") and tag not in _ID_TAGS:
+                continue
+            elem = _Walker.element(ds, tag)
+            values = _as_text(None if elem is None else elem.value)
+            if vr == "PN":
+                self.names += values
+            elif vr == "DA":
+                self.dates += [v for part in values for v in part.split("\\")]
+            elif vr == "DT":
+                self.dates += [v[:8] for part in values for v in part.split("\\")]
+            elif vr == "UI":
+                self.uids += [v.strip() for v in values if not _is_well_known_uid(v.strip())]
+            else:
+                self.ids += values
+        return self
 
 
 def _original(ds: Dataset) -> dict[str, str]:
@@ -646,10 +680,16 @@ def deidentify(req: Request) -> Result:
             original=original,
         )
 
-    names, ids, dates = _collect_identifiers(ds)
-    scrubber = Scrubber(names, ids, dates)
+    found = _Identifiers().collect(ds)
     sop_class = str(ds.SOPClassUID).strip()
-    walker = _Walker(compiled, req.keys, req.date_offset_days, pseudonym, scrubber, sop_class)
+    walker = _Walker(compiled, req.keys, req.date_offset_days, pseudonym, sop_class)
+    walker.scrubber = Scrubber(
+        found.names,
+        found.ids,
+        found.dates,
+        () if compiled.retain_uids else found.uids,
+        walker.remap,
+    )
     with pydicom_config.disable_value_validation():
         walker.dataset(ds, "", None)
         # Type 2 identity attributes stay present (PS3.3 C.7.1.1) under their pseudonym.

@@ -1,14 +1,18 @@
 """Clean Descriptors (PS3.15 E.3.5): keep descriptor text, remove the record's own identifiers.
 
 The scrubber is driven by the values of the record being de-identified (its names, IDs,
-accession number and dates), not by a guess at what PHI looks like: "CT CHEST SMITH 03/14/2019"
-loses "SMITH" and "03/14/2019" because this patient is Smith and was scanned that day.
+accession number, dates and UIDs), not by a guess at what PHI looks like: "CT CHEST SMITH
+03/14/2019" loses "SMITH" and "03/14/2019" because this patient is Smith and was scanned that
+day. A date is found in every common written form (``20190314``, ``03/14/2019``,
+``14.03.2019``, ``2019-03-14``, ``2019-3-14``, ``14 Mar 2019``, a DT ``20190314101500``…); an
+original UID written in text is replaced by its new UID, so the text still points at the
+right instance.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -85,8 +89,19 @@ def date_variants(value: str) -> list[str]:
         f"{d}/{m}/{yy}",
         f"{d}.{m}.{yy}",
         f"{yy}{m}{d}",
+        f"{y}-{mi}-{di}",
+        f"{y}/{mi}/{di}",
+        f"{y}.{mi}.{di}",
+        f"{di}-{mi}-{y}",
+        f"{mi}.{di}.{y}",
+        f"{mi}-{di}-{yy}",
+        f"{di}.{mi}.{yy}",
+        f"{di}/{mi}/{yy}",
     }
     patterns = [re.escape(v) for v in sorted(literal, key=len, reverse=True)]
+    # A DT (date glued to its time and offset) and an ISO 8601 date-time go whole.
+    patterns.insert(0, f"{y}{m}{d}\\d{{2,6}}(?:\\.\\d{{1,6}})?(?:[+-]\\d{{4}})?")
+    patterns.insert(0, f"{y}-0?{mi}-0?{di}[T ]\\d{{2}}(?::\\d{{2}}){{0,2}}(?:\\.\\d+)?")
     patterns.append(f"{day_re}{sep}{month_re}{sep}(?:{y}|{yy})")
     patterns.append(f"{month_re}{sep}{day_re}{sep}(?:{y}|{yy})")
     return [f"(?<!\\d){p}(?!\\d)" for p in patterns]
@@ -151,23 +166,62 @@ def _compile(names: tuple[str, ...], ids: tuple[str, ...], dates: tuple[str, ...
     return _Compiled(name_re, id_re, tuple(sorted(needles)), tuple(date_res))
 
 
+@lru_cache(maxsize=1024)
+def _uid_pattern(uid: str) -> re.Pattern[str]:
+    # Whole UIDs only: "1.2.3" is not found inside "1.2.3.4" nor inside "11.2.3".
+    return re.compile(f"(?<![\\d.]){re.escape(uid)}(?!\\.?\\d)")
+
+
 class Scrubber:
-    """Removes one record's identifiers from free text."""
+    """Removes one record's identifiers from free text.
 
-    __slots__ = ("_compiled",)
+    ``uids`` are the record's original UIDs; ``remap`` gives each one's new UID (without it
+    they are kept, as under Retain UIDs). UIDs are matched by substring first and compiled
+    only when present, so a per-instance UID never costs a pattern compilation.
+    """
 
-    def __init__(self, names: Iterable[str], ids: Iterable[str], dates: Iterable[str]) -> None:
+    __slots__ = ("_compiled", "_remap", "_uids")
+
+    def __init__(
+        self,
+        names: Iterable[str],
+        ids: Iterable[str],
+        dates: Iterable[str],
+        uids: Iterable[str] = (),
+        remap: Callable[[str], str] | None = None,
+    ) -> None:
         self._compiled = _compile(
             tuple(sorted({n for n in names if n})),
             tuple(sorted({i for i in ids if i and i.strip()})),
             tuple(sorted({d for d in dates if d})),
         )
+        # Longest first: a series UID that extends its study UID is replaced as a whole.
+        self._uids = tuple(sorted({u for u in uids if u}, key=len, reverse=True))
+        self._remap = remap
 
-    def clean(self, text: str) -> str:
-        """``text`` without the record's identifiers; tidy spacing; may return ""."""
+    def _uids_in(self, text: str) -> list[str]:
+        if self._remap is None or "." not in text:
+            return []
+        return [u for u in self._uids if u in text]
+
+    def clean(self, text: str, max_len: int | None = None) -> str:
+        """``text`` without the record's identifiers; tidy spacing; may return "".
+
+        When writing new UIDs would make the text longer than ``max_len`` (the VR's limit),
+        the original UIDs are removed instead.
+        """
         if not text:
             return text
         total = 0
+        remap = self._remap
+        for uid in self._uids_in(text):
+            assert remap is not None
+            # A UID is digits and dots, so it is a literal replacement template.
+            text, count = _uid_pattern(uid).subn(remap(uid), text)
+            total += count
+        if max_len is not None and len(text) > max_len and total:
+            for uid in self._uids:
+                text = text.replace(remap(uid), "") if remap is not None else text
         for pattern in self._compiled.passes(text):
             text, count = pattern.subn("", text)
             total += count
@@ -177,4 +231,6 @@ class Scrubber:
         return text.strip(_TIDY_EDGES)
 
     def contains(self, text: str) -> bool:
+        if any(_uid_pattern(u).search(text) for u in self._uids_in(text)):
+            return True
         return any(p.search(text) is not None for p in self._compiled.passes(text))
