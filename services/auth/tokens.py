@@ -155,18 +155,16 @@ class KeyRing:
 
     async def rotate(self) -> tuple[str, str | None]:
         """A new key signs from now on; the one it replaces stays published until its
-        tokens have expired; any older key is retired now. Returns (new kid, previous)."""
+        tokens have expired, and so does every key before it (each keeps its own
+        ``retire_at``), however many rotations come in between. Returns (new kid, previous)."""
         generated = await asyncio.to_thread(crypto.generate_key)
         now = utcnow()
         async with self.db.session() as s, s.begin():
-            rows = list(await s.scalars(select(SigningKey).where(SigningKey.state != "retired")))
+            rows = list(await s.scalars(select(SigningKey).where(SigningKey.state == "active")))
             previous: str | None = None
             for row in rows:
-                if row.state == "active":
-                    row.state, row.retire_at = "previous", now + KEY_OVERLAP
-                    previous = row.kid
-                else:
-                    row.state = "retired"
+                row.state, row.retire_at = "previous", now + KEY_OVERLAP
+                previous = row.kid
             new = await self._insert_new(s, now, generated)
         await self.load()
         return new.kid, previous

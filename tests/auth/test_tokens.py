@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import REGISTRY
 
 from services.auth.bootstrap import Auth
+from services.auth.models import SigningKey
 from services.common.security import InvalidToken
 from tests.auth.conftest import (
     ADMIN,
@@ -398,12 +400,33 @@ async def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
     assert states[new_kid] == "active" and states[old_kid] == "previous"
     assert next(k for k in keys if k["kid"] == old_kid)["retire_at"]
 
-    # rotating again retires the oldest key: its tokens are refused
-    third = (
-        await p.client.post("/api/auth/keys/rotate", headers=bearer(after["access_token"]))
-    ).json()["kid"]
+    # rotating again, and again, retires no key whose tokens may still be in use: every
+    # earlier token keeps working at auth and in the shared verifier
+    rotated = [new_kid]
+    for _ in range(2):
+        r = await p.client.post("/api/auth/keys/rotate", headers=bearer(after["access_token"]))
+        assert r.status_code == 200 and r.json()["previous"] == rotated[-1]
+        rotated.append(r.json()["kid"])
     jwks = (await p.client.get("/api/auth/.well-known/jwks.json")).json()
-    assert {k["kid"] for k in jwks["keys"]} == {new_kid, third}
+    assert {k["kid"] for k in jwks["keys"]} == {old_kid, *rotated}
+    for tokens in (before, after):
+        assert (
+            await p.client.get("/api/auth/me", headers=bearer(tokens["access_token"]))
+        ).is_success
+        await p.runtime.verifier.verify(tokens["access_token"])
+    assert (await refresh(p.client, after["refresh_token"])).status_code == 200
+    latest = await login(p.client, *ADMIN)
+    assert jwt.get_unverified_header(latest["access_token"])["kid"] == rotated[-1]
+
+    # a key is retired once the last token it signed has expired (time travel)
+    keyring = p.runtime.deps_of(Auth).keyring
+    async with keyring.db.session() as s, s.begin():
+        row = await s.get(SigningKey, old_kid)
+        assert row is not None and row.state == "previous"
+        row.retire_at = datetime.now(UTC) - timedelta(seconds=1)
+    await keyring.load()
+    jwks = (await p.client.get("/api/auth/.well-known/jwks.json")).json()
+    assert {k["kid"] for k in jwks["keys"]} == set(rotated)
     r = await p.client.get("/api/auth/me", headers=bearer(before["access_token"]))
     assert r.status_code == 401 and "unknown key" in r.json()["detail"]
     assert (await p.client.get("/api/auth/me", headers=bearer(after["access_token"]))).is_success

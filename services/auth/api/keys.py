@@ -21,6 +21,6 @@ async def list_keys(auth: AuthDep, caller: CallerDep) -> list[KeyOut]:
 
 @router.post("/rotate", response_model=RotateOut)
 async def rotate_keys(auth: AuthDep, caller: CallerDep) -> RotateOut:
-    """A new signing key: new tokens use it; the previous stays in the JWKS until
-    its tokens have expired; older keys are retired."""
+    """A new signing key: new tokens use it; every earlier key stays in the JWKS until
+    the tokens it signed have expired."""
     return await keys.rotate(auth, caller)
