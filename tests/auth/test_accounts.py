@@ -486,6 +486,39 @@ async def test_roles_and_grants_show_in_the_next_token(p: Platform, admin: dict[
     assert c["coll"] == {} and c["sites"] == [] and c["grants"] == []
 
 
+async def test_the_last_admin_cannot_be_removed(tmp_path: Path) -> None:
+    async with platform(tmp_path, services=["auth"]) as p:
+        admin = bearer(await admin_token(p.client))
+        alone = await p.client.delete(
+            "/api/auth/users/admin/roles", headers=admin, params={"role": "admin"}
+        )
+        assert alone.status_code == 409
+        assert "last admin" in alone.json()["detail"]
+        assert "make another account admin" in alone.json()["detail"]
+        assert (await p.client.get("/api/auth/users", headers=admin)).status_code == 200
+
+        # with a second admin (one who can log in), either may step down
+        await register(p.client, "ada", "ada-password-1")
+        r = await p.client.post("/api/auth/users/ada/roles", headers=admin, json={"role": "admin"})
+        assert r.status_code == 201
+        r = await p.client.post("/api/auth/users/ada/disable", headers=admin)
+        assert r.status_code == 200
+        still = await p.client.delete(
+            "/api/auth/users/admin/roles", headers=admin, params={"role": "admin"}
+        )
+        assert still.status_code == 409  # a disabled admin does not count
+        assert (await p.client.post("/api/auth/users/ada/enable", headers=admin)).is_success
+        r = await p.client.delete(
+            "/api/auth/users/admin/roles", headers=admin, params={"role": "admin"}
+        )
+        assert r.status_code == 204
+        ada = bearer((await login(p.client, "ada", "ada-password-1"))["access_token"])
+        last = await p.client.delete(
+            "/api/auth/users/ada/roles", headers=ada, params={"role": "admin"}
+        )
+        assert last.status_code == 409
+
+
 async def test_a_bad_role_is_explained(p: Platform, admin: dict[str, str]) -> None:
     await register(p.client, "ned", "ned-password-1")
     r = await p.client.post("/api/auth/users/ned/roles", headers=admin, json={"role": "manager"})

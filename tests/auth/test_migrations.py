@@ -75,6 +75,10 @@ async def test_auth_on_postgres(tmp_path: Path, pg_url: str) -> None:
             data={"grant_type": "password", "username": "pia", "password": "pia-password-1"},
         )
         assert locked.status_code == 429
+        last = await p.client.delete(
+            "/api/auth/users/admin/roles", headers=admin, params={"role": "admin"}
+        )
+        assert last.status_code == 409
         kid = (await p.client.post("/api/auth/keys/rotate", headers=admin)).json()["kid"]
         assert kid in {
             k["kid"] for k in (await p.client.get("/api/auth/.well-known/jwks.json")).json()["keys"]

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import domain, queries
-from services.auth.domain import Invalid, NotFound, RoleRow
+from services.auth.domain import Conflict, Invalid, NotFound, RoleRow
 from services.auth.models import Account, CollectionGrant, RoleAssignment
 from services.auth.schemas import GrantOut, UserOut
 from services.auth.service.audit import Caller, denied
@@ -68,6 +68,18 @@ async def set_grant(
     return grant
 
 
+async def _admins(s: AsyncSession) -> list[int]:
+    """The enabled accounts holding the admin role, locked until the transaction ends so that
+    two admins stepping down at once cannot both pass the last-admin check."""
+    rows = await s.scalars(
+        select(RoleAssignment.account_id)
+        .join(Account, Account.id == RoleAssignment.account_id)
+        .where(RoleAssignment.role == "admin", Account.disabled.is_(False))
+        .with_for_update(of=RoleAssignment)
+    )
+    return sorted(set(rows))
+
+
 # -- use cases -------------------------------------------------------------------------
 
 
@@ -97,6 +109,11 @@ async def revoke_role(auth: Auth, caller: Caller, username: str, row: RoleRow) -
     async with auth.uow(caller) as unit:
         s = unit.session
         acc = await queries.get_account(s, domain.normalise_username(username))
+        if row.role == "admin" and await _admins(s) == [acc.id]:
+            raise Conflict(
+                f"{acc.name!r} is the last admin: nobody could manage accounts without one; "
+                "make another account admin first, then take this role away"
+            )
         removed = await s.execute(delete(RoleAssignment).where(_assignment(acc, row)))
         if not removed.rowcount:  # type: ignore[attr-defined]
             raise NotFound(f"{acc.name!r} does not have that role; nothing to do")
