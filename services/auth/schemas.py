@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 Role = Literal["admin", "manager", "curator", "submitter", "user"]
 
@@ -135,6 +135,12 @@ class ClientCreated(BaseModel):
     client_id: str
     client_secret: str = Field(description="shown once; store it now")
     name: str
+
+
+class Revoked(BaseModel):
+    """RFC 7009 §2.2: the answer to a revocation says nothing (an empty object)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class KeyOut(BaseModel):

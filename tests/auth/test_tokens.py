@@ -350,7 +350,15 @@ async def test_revocation_of_refresh_and_access_tokens(p: Platform) -> None:
     me = await p.client.get("/api/auth/me", headers=bearer(other["access_token"]))
     assert me.status_code == 401
     # RFC 7009: an unknown token is not an error
-    assert (await p.client.post("/api/auth/revoke", data={"token": "junk"})).status_code == 200
+    junk = await p.client.post("/api/auth/revoke", data={"token": "junk"})
+    assert junk.status_code == 200
+    # every answer is the empty JSON object the OpenAPI document describes, never cached
+    schema = (await p.client.get("/openapi.json")).json()
+    ok = schema["paths"]["/api/auth/revoke"]["post"]["responses"]["200"]
+    assert list(ok["content"]) == ["application/json"]
+    for answer in (r, junk):
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {} and answer.headers["cache-control"] == "no-store"
 
 
 # -- guests ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from services.auth.api.deps import AuthDep, ClientIp
+from services.auth.schemas import Revoked
 from services.auth.service import oauth
 from services.auth.service.oauth import NO_STORE, OAuthError, TokenRequest
 from services.common.security import bearer
@@ -87,13 +88,17 @@ async def nbia_logout(request: Request, auth: AuthDep, ip: ClientIp) -> str:
     return LOGGED_OUT
 
 
-@router.post("/api/auth/revoke")
-async def revoke(auth: AuthDep, ip: ClientIp, token: Annotated[str, Form()] = "") -> Response:
+@router.post("/api/auth/revoke", response_model=Revoked)
+async def revoke(
+    auth: AuthDep, ip: ClientIp, response: Response, token: Annotated[str, Form()] = ""
+) -> Revoked:
     """RFC 7009 token revocation: a refresh token ends its session; an access token
-    stops working. Always 200, as the RFC asks, even for an unknown token."""
+    stops working. Always 200 with an empty JSON object, as the RFC asks, even for an
+    unknown token."""
     if token.strip():
         await oauth.revoke(auth, token.strip(), ip)
-    return Response(status_code=200, headers=NO_STORE)
+    response.headers.update(NO_STORE)
+    return Revoked()
 
 
 @router.get("/api/auth/revocations")
