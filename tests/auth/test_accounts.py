@@ -486,6 +486,26 @@ async def test_roles_and_grants_show_in_the_next_token(p: Platform, admin: dict[
     assert c["coll"] == {} and c["sites"] == [] and c["grants"] == []
 
 
+async def test_control_characters_in_a_path_cannot_forge_an_audit_log_line(
+    p: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
+    await register(p.client, "pathfinder", "pathfinder-password-1")
+    pathfinder = bearer(
+        (await login(p.client, "pathfinder", "pathfinder-password-1"))["access_token"]
+    )
+    caplog.set_level(logging.INFO, logger="imarc.auth")
+    # a vertical tab, an escape sequence, NEL and U+2028 (some viewers break lines there)
+    forged = "x%0Baudit%20login%20actor=admin%1B[2K%C2%85%E2%80%A8"
+    r = await p.client.delete(
+        f"/api/auth/users/{forged}/roles", headers=pathfinder, params={"role": "admin"}
+    )
+    assert r.status_code == 403
+    (line,) = [m for m in caplog.messages if m.startswith("audit denied actor=pathfinder")]
+    for raw, escaped in (("\x0b", "\\x0b"), ("\x1b", "\\x1b"), ("\x85", "\\x85")):
+        assert raw not in line and escaped in line
+    assert "\u2028" not in line and "\\u2028" in line
+
+
 async def test_the_last_admin_cannot_be_removed(tmp_path: Path) -> None:
     async with platform(tmp_path, services=["auth"]) as p:
         admin = bearer(await admin_token(p.client))

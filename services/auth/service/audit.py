@@ -14,6 +14,7 @@ from services.auth.domain import Forbidden
 from services.auth.models import AuditEntry
 from services.auth.tokens import utcnow
 from services.common.events import Event
+from services.common.logs import printable
 from services.common.messaging import UnitOfWork
 from services.common.security import ANONYMOUS, Principal
 
@@ -66,7 +67,13 @@ class Unit:
                 detail={k: v for k, v in detail.items() if v not in (None, "", [], {})},
             )
         )
-        log.info("audit %s actor=%s subject=%s", action, actor or "-", subject or "-")
+        # the subject may be a request path as the client sent it
+        log.info(
+            "audit %s actor=%s subject=%s",
+            action,
+            printable(actor or "-"),
+            printable(subject or "-"),
+        )
 
 
 async def denied(auth: Auth, caller: Caller, what: str) -> Forbidden:
