@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     # The most bytes one submission may unpack to (a zip's members, multipart parts or a
     # single body): the guard against zip bombs and disk-filling uploads.
     intake_max_upload_bytes: int = 8 * 1024**3
+    # The most bytes one submitted file may hold (or a zip member or deflated dataset
+    # inflate to); one submission holds at most this, or 256 MiB, in memory at once.
+    intake_max_file_bytes: int = 1024**3
+    # A zip member or deflated dataset past 16 MiB may inflate to at most this many times
+    # its compressed size: the mark of a compression bomb.
+    intake_max_inflate_ratio: int = 100
+    # Caps on the walk of a DICOM header: data elements in all, and nesting of sequences.
+    intake_max_elements: int = 1_000_000
+    intake_max_sequence_depth: int = 32
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.5
     # Prometheus metrics are served on a port of their own, never on the public one;

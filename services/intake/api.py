@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import tempfile
 import zipfile
-import zlib
 from contextlib import AsyncExitStack
 from email.message import Message
-from typing import Annotated, Any, BinaryIO, cast
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import unquote
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -17,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
-from starlette.types import Message as AsgiMessage
 
+from services.common import bounds
+from services.common.bounds import LimitExceeded, Limits
 from services.common.events import Licence
 from services.common.security import AuthenticatedPrincipal, forbid
 from services.common.service import ServiceContext
@@ -36,8 +35,6 @@ from services.intake.schemas import (
     SubmissionOut,
 )
 
-#: Request bodies up to this size stay in memory; larger ones go to a temporary file.
-SPOOL_IN_MEMORY = 8 * 1024 * 1024
 MAX_FILES = 100_000
 ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "application/x-zip"})
 FILE_TYPES = frozenset({"application/dicom", "application/octet-stream"})
@@ -187,7 +184,7 @@ def router(ctx: ServiceContext) -> APIRouter:
             what = f"submit to collection {name}" + (f" for site {site}" if site else "")
             raise forbid(what)
         async with AsyncExitStack() as stack:
-            uploads = await _uploads(request, stack, ctx.settings.intake_max_upload_bytes)
+            uploads = await _uploads(request, stack, Limits.of(ctx.settings))
             try:
                 result = await handlers.receive(ctx, name, site, principal.subject, uploads)
             except handlers.StoreUnavailable:
@@ -249,26 +246,30 @@ def router(ctx: ServiceContext) -> APIRouter:
 # -- request bodies --------------------------------------------------------------------------
 
 
-async def _uploads(request: Request, stack: AsyncExitStack, limit: int) -> list[Upload]:
-    """The files of a submission body; big bodies are streamed to a temporary file."""
-    if int(request.headers.get("content-length") or 0) > limit:
-        raise HTTPException(413, domain.upload_too_large(limit))
-    request = _capped(request, limit)
+async def _uploads(request: Request, stack: AsyncExitStack, limits: Limits) -> list[Upload]:
+    """The files of a submission body, read under ``limits`` (services/common/bounds.py):
+    refused with 413 once the body, or one file of it, passes its limit."""
+    try:
+        return await _bounded_uploads(request, stack, limits)
+    except LimitExceeded as e:
+        raise HTTPException(413, str(e)) from None
+
+
+async def _bounded_uploads(request: Request, stack: AsyncExitStack, limits: Limits) -> list[Upload]:
     ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if ctype == "multipart/form-data":
-        form = await request.form(max_files=MAX_FILES, max_fields=1000)
+        form = await bounds.parse_form(
+            bounds.capped(request, limits.request_bytes), limits, MAX_FILES
+        )
         stack.push_async_callback(form.close)
         parts = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
         if not parts:
             raise HTTPException(
                 400, "the form has no part named `file`; send each DICOM file as a `file` part"
             )
-        return [
-            Upload(_clip(p.filename or DEFAULT_FILENAME), functools.partial(_read_all, p.file))
-            for p in parts
-        ]
+        return [_file_upload(_clip(p.filename or DEFAULT_FILENAME), p, limits) for p in parts]
     if ctype in ZIP_TYPES:
-        body = await _spool(request, stack)
+        body = await bounds.spool(bounds.capped(request, limits.request_bytes), stack)
         archive = await asyncio.to_thread(_open_zip, body.file)
         stack.callback(archive.close)
         entries = [
@@ -280,53 +281,35 @@ async def _uploads(request: Request, stack: AsyncExitStack, limit: int) -> list[
             raise HTTPException(
                 413, f"the zip holds {len(entries)} files, more than {MAX_FILES}; split it"
             )
-        problem = domain.zip_too_large(sum(i.file_size for i in entries), limit)
-        if problem:
-            raise HTTPException(413, problem)
+        bounds.check_zip(entries, limits)
         return [
-            Upload(_clip(i.filename), functools.partial(_read_entry, archive, i)) for i in entries
+            Upload(
+                _clip(i.filename),
+                functools.partial(_read_entry, archive, i, limits),
+                size=min(i.file_size, limits.file_bytes),
+            )
+            for i in entries
         ]
     if ctype in FILE_TYPES or not ctype:
-        body = await _spool(request, stack)
+        # one file: the per-file limit bounds the body as it streams
+        limit = min(limits.request_bytes, limits.file_bytes)
+        refusal = (
+            bounds.file_too_large(limit, "the file")
+            if limits.file_bytes < limits.request_bytes
+            else bounds.request_too_large(limit)
+        )
+        body = await bounds.spool(bounds.capped(request, limit, refusal), stack)
         if not body.size:
             raise HTTPException(400, "the request body is empty; send the DICOM file as the body")
-        return [Upload(_filename(request), functools.partial(_read_all, body.file))]
+        return [_file_upload(_filename(request), body, limits)]
     raise HTTPException(
         415,
         f"cannot take {ctype} here; send application/dicom, multipart/form-data or application/zip",
     )
 
 
-def _capped(request: Request, limit: int) -> Request:
-    """The same request, refusing (413) once its body passes ``limit`` bytes: a body without
-    Content-Length (chunked) cannot fill the disk either."""
-    seen = 0
-
-    async def receive() -> AsgiMessage:
-        nonlocal seen
-        message = await request.receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise HTTPException(413, domain.upload_too_large(limit))
-        return message
-
-    return Request(request.scope, receive)
-
-
-async def _spool(request: Request, stack: AsyncExitStack) -> UploadFile:
-    # Starlette's UploadFile writes in a thread once the spool has rolled over to disk.
-    spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY))  # noqa: SIM115
-    body = UploadFile(cast(BinaryIO, spool), size=0)
-    async for chunk in request.stream():
-        if chunk:
-            await body.write(chunk)
-    return body
-
-
-def _read_all(f: BinaryIO) -> bytes:
-    f.seek(0)
-    return f.read()
+def _file_upload(name: str, f: UploadFile, limits: Limits) -> Upload:
+    return Upload(name, functools.partial(bounds.read_file, f.file, limits), size=f.size or 0)
 
 
 def _open_zip(f: BinaryIO) -> zipfile.ZipFile:
@@ -340,19 +323,11 @@ def _open_zip(f: BinaryIO) -> zipfile.ZipFile:
         ) from None
 
 
-def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """One zip entry's bytes; never more than its header declares (the size guard relies
-    on that)."""
-    if info.flag_bits & 0x1:
-        raise UploadUnreadable("the zip entry is encrypted; zip the files without a password")
+def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> bytes:
     try:
-        with archive.open(info) as f:
-            data = f.read(info.file_size + 1)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError) as e:
-        raise UploadUnreadable(f"the zip entry could not be unpacked: {e}") from None
-    if len(data) > info.file_size:
-        raise UploadUnreadable("the zip entry unpacks to more bytes than its header declares")
-    return data
+        return bounds.read_zip_member(archive, info, limits)
+    except ValueError as e:
+        raise UploadUnreadable(str(e)) from None
 
 
 def _filename(request: Request) -> str:

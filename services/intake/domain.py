@@ -15,10 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pydicom
-from pydicom.datadict import keyword_for_tag
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from services.common.bounds import LimitExceeded, Limits, inflate
+from services.common.dicom_walk import PIXEL_TAGS, Truncated, Walker
 from services.common.events import Licence
 
 # -- collections ---------------------------------------------------------------------------
@@ -164,38 +167,40 @@ UIDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 UID_MAX = 64  # PS3.5 9.1: a UID is at most 64 characters
 PREAMBLE = 128  # PS3.10 7.1: 128-byte preamble, then "DICM"
 NOT_PART10 = "not a DICOM Part 10 file (no DICM prefix at byte 128)"
-_UNDEFINED = 0xFFFFFFFF
 
 
-def inspect(data: bytes) -> Verdict:
+def inspect(data: bytes, limits: Limits = Limits()) -> Verdict:
     """Decide whether one submitted file may enter quarantine.
 
     The file must be a DICOM Part 10 file (PS3.10 7.1: preamble and ``DICM`` prefix), whose
     header reads without error and whose data elements are all present in full, and it must
-    carry SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID and PatientID. Only the header
-    is parsed (pixel data is skipped, only its length checked): this runs for every file.
+    carry SOPInstanceUID, StudyInstanceUID, SeriesInstanceUID and PatientID. The encoding is
+    first walked by its lengths under the caps of ``limits`` (element count, sequence depth,
+    and for a deflated dataset its inflated size and ratio); only then is the header parsed,
+    up to the pixel data, whose bytes are never decoded. A file past a cap is held with code
+    ``limit`` and a reason naming the setting.
     """
     if len(data) < PREAMBLE + 4 or data[PREAMBLE : PREAMBLE + 4] != b"DICM":
         return Held("not_part10", NOT_PART10)
-    fp = io.BytesIO(data)
     try:
         # pydicom warns about odd but readable encodings; the hold reason is what users see.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-            top: set[int] = set()
-            short = _truncation(ds, data, top)
-            if short:
-                return Held("truncated", f"truncated or unreadable DICOM: {short}")
+            header = _header(data, limits)
+            if isinstance(header, Held):
+                return header
+            ds, top = header
             values = {kw: _text(ds, kw) for kw, _ in REQUIRED}
             sop_class = _text(ds, "SOPClassUID") or _text(ds.file_meta, "MediaStorageSOPClassUID")
             modality = _text(ds, "Modality")
+    except LimitExceeded as e:
+        return Held(e.code, str(e))
     except Exception as e:  # pydicom raises many types on damaged input; all mean "unreadable"
         return Held("unreadable", f"truncated or unreadable DICOM: {_short(e)}")
     missing = [f"{kw} {tag}" for kw, tag in REQUIRED if not values[kw]]
     if missing:
         return Held("missing_attribute", f"missing {' and '.join(missing)}")
-    if top and not top & _PIXEL_TAGS and pydicom.uid.UID(sop_class).name.endswith("Image Storage"):
+    if top and not top & PIXEL_TAGS and pydicom.uid.UID(sop_class).name.endswith("Image Storage"):
         # Every image IOD has the Image Pixel module (PS3.3 C.7.6.3); a header that ends
         # where its pixels should start is a file cut at an element boundary.
         return Held(
@@ -219,6 +224,72 @@ def inspect(data: bytes) -> Verdict:
     )
 
 
+def _header(data: bytes, limits: Limits) -> tuple[Dataset, set[int]] | Held:
+    """The dataset up to its pixel data and the tags of its top-level elements, or why the
+    file is held as truncated.
+
+    pydicom reads a short final value, or a sequence without its delimiter, without
+    complaint (a file cut in its pixel data would read as whole), and inflates a deflated
+    dataset and reads any number of elements without limit; the walk before it finds cuts
+    and refuses bombs cheaply.
+    """
+    walker = Walker(data, limits)
+    try:
+        pos = walker.meta(PREAMBLE + 4)
+    except Truncated as e:
+        return Held(
+            "truncated", f"truncated or unreadable DICOM: the file ends at byte {len(data)}, {e}"
+        )
+    meta = FileMetaDataset(
+        read_dataset(
+            io.BytesIO(data[PREAMBLE + 4 : pos]), is_implicit_VR=False, is_little_endian=True
+        )
+    )
+    if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        body = inflate(memoryview(data)[pos:], limits, "the deflated dataset")
+        walker = Walker(body, limits)
+        try:
+            walker.dataset(0, implicit=False, little=True)
+        except Truncated as e:
+            return Held(
+                "truncated",
+                f"truncated or unreadable DICOM: the inflated dataset ends at byte "
+                f"{len(body)}, {e}",
+            )
+        ds = read_dataset(
+            io.BytesIO(body), is_implicit_VR=False, is_little_endian=True, stop_when=_at_pixels
+        )
+        ds.file_meta = meta
+        return ds, walker.top
+    implicit, little = _encoding(meta, data, pos)
+    try:
+        walker.dataset(pos, implicit=implicit, little=little)
+    except Truncated as e:
+        return Held(
+            "truncated", f"truncated or unreadable DICOM: the file ends at byte {len(data)}, {e}"
+        )
+    return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True), walker.top
+
+
+def _encoding(meta: Dataset, data: bytes, pos: int) -> tuple[bool, bool]:
+    """(implicit VR, little endian) of the dataset at ``pos``: from the transfer syntax, or
+    guessed from its first element as pydicom does when the file meta names none."""
+    syntax = meta.get("TransferSyntaxUID")
+    if syntax is not None:
+        uid = pydicom.uid.UID(syntax)
+        if uid.is_transfer_syntax:
+            return uid.is_implicit_VR, uid.is_little_endian
+        return False, True  # any other syntax is explicit VR little endian (PS3.5 A.4)
+    if len(data) - pos >= 6 and data[pos + 4 : pos + 6].isalpha():
+        (group,) = struct.unpack_from("<H", data, pos)
+        return False, group < 1024
+    return True, True
+
+
+def _at_pixels(tag: BaseTag, vr: str | None, length: int) -> bool:
+    return int(tag) in PIXEL_TAGS
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip(" \x00")
@@ -229,103 +300,6 @@ def _short(e: Exception) -> str:
     return (text[0][:200] if text else "") or type(e).__name__
 
 
-class _Truncated(Exception):
-    pass
-
-
-#: Explicit VRs whose length is 32-bit, after two reserved bytes (PS3.5 Table 7.1-1).
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # (Float, Double Float) Pixel Data
-
-
-def _truncation(ds: Dataset, data: bytes, top: set[int]) -> str | None:
-    """Where the file ends before a data element it announces, if it does; adds the tags
-    of the dataset's top-level elements to ``top``.
-
-    pydicom reads a short final value, or a sequence without its delimiter, without
-    complaint, so a file cut in its pixel data would read as whole. Walking the encoding by
-    lengths alone (PS3.5 7.1 data elements, 7.5 sequences and items, A.4 encapsulated pixel
-    data), without decoding any value, finds the cut cheaply.
-    """
-    meta = ds.file_meta
-    group_length = meta.get("FileMetaInformationGroupLength")
-    try:
-        if group_length is None:  # not conformant, but readable: walk the group 0002 elements
-            pos = _walk(data, PREAMBLE + 4, implicit=False, little=True, meta_only=True)
-        else:
-            pos = PREAMBLE + 4 + 12 + int(group_length)  # 12: the group length element itself
-            if pos > len(data):
-                raise _Truncated("inside the file meta information (PS3.10 7.1)")
-        if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-            return None  # one zlib stream: pydicom's inflate has already failed if it is short
-        implicit, little = ds.original_encoding
-        _walk(data, pos, implicit=bool(implicit), little=little is not False, top=top)
-    except _Truncated as e:
-        return f"the file ends at byte {len(data)}, {e}"
-    return None
-
-
-def _walk(
-    data: bytes,
-    pos: int,
-    *,
-    implicit: bool,
-    little: bool,
-    meta_only: bool = False,
-    until: int | None = None,
-    top: set[int] | None = None,
-) -> int:
-    """Skip data elements from ``pos`` to the end of the file, or to the delimiter of the
-    undefined-length sequence or item ``until``; returns where they end."""
-    size = len(data)
-    order = "<" if little else ">"
-    while pos < size:
-        if size - pos < 8:
-            raise _Truncated("inside the header of a data element")
-        group, element = struct.unpack_from(order + "HH", data, pos)
-        tag = group << 16 | element
-        if meta_only and group != 0x0002:
-            return pos
-        if tag in (_ITEM_END, _SEQ_END):
-            return pos + 8
-        if top is not None:
-            top.add(tag)
-        vr = b""
-        if implicit or group == 0xFFFE:  # items and delimiters carry no VR (PS3.5 7.5)
-            (length,) = struct.unpack_from(order + "L", data, pos + 4)
-            pos += 8
-        elif (vr := data[pos + 4 : pos + 6]) in _LONG_VRS:
-            if size - pos < 12:
-                raise _Truncated("inside the header of a data element")
-            (length,) = struct.unpack_from(order + "L", data, pos + 8)
-            pos += 12
-        else:
-            (length,) = struct.unpack_from(order + "H", data, pos + 6)
-            pos += 8
-        if length == _UNDEFINED:
-            # A sequence, an undefined-length item or encapsulated pixel data. The content of
-            # an undefined-length UN is implicit VR little endian (PS3.5 6.2.2).
-            if vr == b"UN":
-                pos = _walk(data, pos, implicit=True, little=True, until=tag)
-            else:
-                pos = _walk(data, pos, implicit=implicit, little=little, until=tag)
-            continue
-        if pos + length > size:
-            name = keyword_for_tag(tag) or "element"
-            raise _Truncated(
-                f"inside ({group:04X},{element:04X}) {name}, which needs "
-                f"{pos + length - size} more bytes"
-            )
-        pos += length
-    if until is not None:
-        name = keyword_for_tag(until) or ("item" if until == _ITEM else "sequence")
-        raise _Truncated(
-            f"inside ({until >> 16:04X},{until & 0xFFFF:04X}) {name}, before its delimiter"
-        )
-    return pos
-
-
 # -- archives --------------------------------------------------------------------------------
 
 
@@ -333,28 +307,6 @@ def skip_zip_entry(name: str, is_dir: bool) -> bool:
     """Zip entries that are not submitted files: folders, and the ``__MACOSX/`` resource
     forks macOS adds when it zips a folder."""
     return is_dir or name.endswith("/") or name.startswith("__MACOSX/")
-
-
-def upload_too_large(limit: int) -> str:
-    """Why a request body larger than the site's limit is refused."""
-    return (
-        f"this submission is larger than the {limit} bytes this site accepts at once "
-        "(IMARC_INTAKE_MAX_UPLOAD_BYTES); send it in smaller parts"
-    )
-
-
-def zip_too_large(unpacked: int, limit: int) -> str | None:
-    """Why a zip whose entries unpack to ``unpacked`` bytes is refused, if it is.
-
-    A zip's central directory declares each entry's size (and reading stops there); summing
-    them before unpacking anything stops a small zip that inflates to fill the disk.
-    """
-    if unpacked <= limit:
-        return None
-    return (
-        f"this zip unpacks to {unpacked} bytes, more than the {limit} bytes this site accepts "
-        "at once (IMARC_INTAKE_MAX_UPLOAD_BYTES); send it as several smaller zips"
-    )
 
 
 #: TCIA's policy for head and neck imaging from which a face could be reconstructed.

@@ -13,7 +13,8 @@ import itertools
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.bounds import LimitExceeded, Limits
 from services.common.db import conflict_insert
 from services.common.events import (
     CollectionUpdated,
@@ -50,6 +52,10 @@ log = logging.getLogger("imarc.intake")
 #: files whatever the submission's size, keeps both cores busy and leaves worker threads for
 #: other requests.
 PARALLEL = 8
+#: Bytes of submitted files one submission holds in memory at once (with PARALLEL): small
+#: files go eight at a time, big ones one by one; never more than this or one file
+#: (IMARC_INTAKE_MAX_FILE_BYTES), whichever is larger.
+IN_FLIGHT_BYTES = 256 * 1024 * 1024
 
 
 class CollectionExists(Exception):
@@ -197,6 +203,9 @@ class Upload:
 
     filename: str
     read: Callable[[], bytes]
+    #: How many bytes reading it will hold in memory, as far as is known before (0: unknown,
+    #: small); it counts against the submission's IN_FLIGHT_BYTES.
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -229,12 +238,42 @@ class SubmissionResult:
         return [f for f in self.files if not f.accepted]
 
 
-def _read_and_inspect(upload: Upload) -> tuple[bytes | None, domain.Verdict]:
+def _read_and_inspect(upload: Upload, limits: Limits) -> tuple[bytes | None, domain.Verdict]:
+    """The file's bytes and the verdict on them; no bytes for a file past a limit (nothing
+    of a refused bomb is stored) or one that could not be read."""
     try:
         data = upload.read()
     except UploadUnreadable as e:
         return None, domain.Held("unpack_failed", str(e))
-    return data, domain.inspect(data)
+    except LimitExceeded as e:
+        return None, domain.Held(e.code, str(e))
+    verdict = domain.inspect(data, limits)
+    if isinstance(verdict, domain.Held) and verdict.code == LimitExceeded.code:
+        return None, verdict
+    return data, verdict
+
+
+class ByteBudget:
+    """Bytes of files in memory at once: a file waits until what the others hold leaves
+    room for it (a file larger than the whole budget waits to be alone)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.held = 0
+        self._changed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, size: int) -> AsyncIterator[None]:
+        size = min(size, self.capacity)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.held + size <= self.capacity)
+            self.held += size
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.held -= size
+                self._changed.notify_all()
 
 
 async def receive(
@@ -249,13 +288,19 @@ async def receive(
     the held files and stages their events.
     """
     secret = ctx.settings.secret.get_secret_value().encode()
+    limits = Limits.of(ctx.settings)
+    budget = ByteBudget(max(IN_FLIGHT_BYTES, limits.file_bytes))
     key_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
     finished = itertools.count()
     outcomes: list[FileOutcome | None] = [None] * len(uploads)
     todo = iter(enumerate(uploads))
 
     async def take(upload: Upload) -> FileOutcome:
-        data, verdict = await asyncio.to_thread(_read_and_inspect, upload)
+        async with budget.hold(upload.size):
+            return await _take(upload)
+
+    async def _take(upload: Upload) -> FileOutcome:
+        data, verdict = await asyncio.to_thread(_read_and_inspect, upload, limits)
         if isinstance(verdict, domain.Accepted):
             iid = domain.instance_id(
                 secret, collection, verdict.patient_id, verdict.sop_instance_uid

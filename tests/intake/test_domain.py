@@ -203,13 +203,10 @@ def test_collection_names() -> None:
     assert not any(COLLECTION_NAME.fullmatch(n) for n in bad)
 
 
-def test_zip_entries_skipped_and_size_guard() -> None:
+def test_zip_entries_skipped() -> None:
     assert domain.skip_zip_entry("series/", True)
     assert domain.skip_zip_entry("__MACOSX/series/._IM1", False)
     assert not domain.skip_zip_entry("series/IM1", False)
-    assert domain.zip_too_large(100, 100) is None
-    message = domain.zip_too_large(101, 100)
-    assert message and "101 bytes" in message and "IMARC_INTAKE_MAX_UPLOAD_BYTES" in message
 
 
 def test_deflated_file_is_read() -> None:
