@@ -295,6 +295,30 @@ class Messaging:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def _record_inbox_many(
+        self, s: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> list[bool]:
+        """Record (consumer, event id) pairs as processed in one statement; for each pair,
+        whether it is new (False if it was already processed, or repeats an earlier pair
+        of ``keys``)."""
+        if len(keys) == 1:
+            return [await self._record_inbox(s, *keys[0])]
+        dialect = "sqlite" if self.db.is_sqlite else "postgresql"
+        now = datetime.now(UTC)
+        unique = list(dict.fromkeys(keys))
+        stmt = (
+            conflict_insert(dialect, self.inbox)
+            .values([{"consumer": c, "event_id": e, "processed_at": now} for c, e in unique])
+            .on_conflict_do_nothing()
+            .returning(self.inbox.c.consumer, self.inbox.c.event_id)
+        )
+        inserted = {(r[0], r[1]) for r in await s.execute(stmt)}
+        out = []
+        for key in keys:
+            out.append(key in inserted)
+            inserted.discard(key)  # a repeat in the same batch is a duplicate
+        return out
+
     async def seen(self, consumer: str, event_id: str) -> bool:
         if self._seen_stmt is None:
             self._seen_stmt = select(self.inbox.c.event_id).where(
@@ -359,20 +383,22 @@ class Messaging:
             item.future.set_result(ok)
 
     async def _apply(self, batch: list[_Pending]) -> list[bool]:
+        """One transaction for the batch: its inbox records in one statement, each new
+        event's effect, then every event the effects emitted, in order, in one insert."""
         results: list[bool] = []
-        emitted = False
+        staged: list[Event] = []
         async with self.db.session() as s, s.begin():
-            for item in batch:
-                if not await self._record_inbox(s, item.consumer, item.event.id):
-                    results.append(False)
+            fresh = await self._record_inbox_many(s, [(i.consumer, i.event.id) for i in batch])
+            for item, new in zip(batch, fresh, strict=True):
+                results.append(new)
+                if not new:
                     continue
                 uow = UnitOfWork(s)
                 out = await item.effect(uow)
-                events = [*uow.events, *(out or ())]
-                await self.emit(s, events)
-                emitted = emitted or bool(events)
-                results.append(True)
-        if emitted:
+                staged += uow.events
+                staged += out or ()
+            await self.emit(s, staged)
+        if staged:
             self.notify()
         return results
 

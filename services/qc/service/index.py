@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from services.common.events import InstanceDeidentified, InstanceHeld, InstanceReceived
 from services.common.messaging import UnitOfWork
 from services.common.persistence import insert_ignore
 from services.qc.domain import EPOCH, ReviewState, Stage, same_object, supersedes
 from services.qc.models import Finding, Instance, Series
+
+#: the instance's row for update; its JSON (header, inventory keys) is not read back only
+#: to be replaced or left alone
+_LOCKED = (
+    select(Instance)
+    .where(Instance.instance_id == bindparam("instance_id"))
+    .options(defer(Instance.header), defer(Instance.inventory_keys))
+    .with_for_update()
+)
 
 
 async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -> Instance:
@@ -27,9 +37,7 @@ async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -
         "filename": "",
     }
     await insert_ignore(s, Instance, [new])
-    row = await s.scalar(
-        select(Instance).where(Instance.instance_id == instance_id).with_for_update()
-    )
+    row = await s.scalar(_LOCKED, {"instance_id": instance_id})
     assert row is not None
     return row
 
@@ -61,6 +69,7 @@ async def instance_deidentified(uow: UnitOfWork, p: InstanceDeidentified, at: da
         inst.received_at = at  # de-identified implies received
     if not supersedes(at, inst.stage_at):
         return
+    had_findings = inst.curation_key is not None  # only a de-identified instance has any
     unchanged = inst.stage == Stage.PUBLISHED and same_object(
         inst.curation_key, inst.sha256, p.object.key, p.object.sha256
     )
@@ -76,7 +85,7 @@ async def instance_deidentified(uow: UnitOfWork, p: InstanceDeidentified, at: da
     inst.modality = p.modality
     inst.curation_key, inst.size, inst.sha256 = p.object.key, p.object.size, p.object.sha256
     inst.header = p.header
-    await _record_findings(s, p)
+    await _record_findings(s, p, replace=had_findings)
     inst.findings = len(p.findings)
     series = {
         "series_instance_uid": p.series_instance_uid,
@@ -89,9 +98,11 @@ async def instance_deidentified(uow: UnitOfWork, p: InstanceDeidentified, at: da
     await insert_ignore(s, Series, [series])
 
 
-async def _record_findings(s: AsyncSession, p: InstanceDeidentified) -> None:
-    """The scan's findings for this de-identification replace the instance's earlier ones."""
-    await s.execute(delete(Finding).where(Finding.instance_id == p.instance_id))
+async def _record_findings(s: AsyncSession, p: InstanceDeidentified, *, replace: bool) -> None:
+    """The scan's findings for this de-identification replace the instance's earlier ones
+    (``replace``: it may have some)."""
+    if replace:
+        await s.execute(delete(Finding).where(Finding.instance_id == p.instance_id))
     rows = [
         {
             "instance_id": p.instance_id,
