@@ -21,6 +21,7 @@ from services.common.messaging import Messaging, UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.common.store import ObjectStore
 from services.qc import consumers as on
+from services.qc.inventory import load_standard
 from services.qc.models import metadata
 from services.qc.service import inventory
 from services.qc.service.images import RenderCache
@@ -60,6 +61,10 @@ def build(ctx: ServiceContext) -> Qc:
 
 async def _build_inventories(qc: Qc, every: float = 5.0) -> None:
     """Keep the tag inventories current off the event path (see service/inventory.py)."""
+    try:  # read off the event loop before ingest needs them
+        await asyncio.to_thread(load_standard)
+    except Exception:  # read on first use instead
+        log.warning("reading the standard's tables failed", exc_info=True)
     while True:
         try:
             while await inventory.build_pending(qc):

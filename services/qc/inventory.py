@@ -160,6 +160,13 @@ def _standard(name: str) -> Any:
     return json.loads(resources.files("highdicom").joinpath("_standard", name).read_text())
 
 
+def load_standard() -> None:
+    """Read the standard's tables now (about half a second of JSON), so that the first
+    header observed does not stall whoever observes it."""
+    for name in ("sop_class_iod_map.json", "iod_module_map.json", "module_attribute_map.json"):
+        _standard(name)
+
+
 @cache
 def iod_attributes(sop_class_uid: str) -> frozenset[int] | None:
     """Top-level attributes of the SOP class's IOD (every module, whatever its usage);

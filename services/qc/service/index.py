@@ -28,6 +28,9 @@ _LOCKED = (
 async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -> Instance:
     """The instance's row, created if new, locked for this transaction (competing
     consumers of different queues may touch the same instance at once)."""
+    row = await s.scalar(_LOCKED, {"instance_id": instance_id})
+    if row is not None:  # the common case: one statement
+        return row
     new = {
         "instance_id": instance_id,
         "collection": collection,
@@ -43,6 +46,18 @@ async def _locked_instance(s: AsyncSession, instance_id: str, collection: str) -
 
 
 async def instance_received(uow: UnitOfWork, p: InstanceReceived, at: datetime) -> None:
+    if supersedes(at, EPOCH):  # a new instance is written as received in one statement
+        first = {
+            "instance_id": p.instance_id,
+            "collection": p.collection,
+            "stage": Stage.RECEIVED,
+            "stage_at": at,
+            "received_at": at,
+            "site": p.site,
+            "filename": p.filename,
+        }
+        if await insert_ignore(uow.session, Instance, [first]):
+            return
     inst = await _locked_instance(uow.session, p.instance_id, p.collection)
     if inst.received_at is None:
         inst.received_at = at
