@@ -103,6 +103,26 @@ def read_patient_id(raw: bytes) -> str:
     return str(value or "").strip()
 
 
+_NUMBER_SIZES = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "UV": 8, "SV": 8, "AT": 4}
+_NUMBERS_RE = re.compile(r"^[\s\d.+\-eE\\]*$")
+
+
+def _fits(vr: str, value: Any) -> bool:
+    """Whether a kept private value can be what its listed VR says (a read-as-UN value
+    must be whole numbers of that VR; DS/IS must be numbers): text under a numeric VR is
+    not safe because the list calls the element safe."""
+    if isinstance(value, bytes):
+        size = _NUMBER_SIZES.get(vr)
+        if size is not None:
+            return len(value) % size == 0
+        if vr in ("DS", "IS"):
+            return _NUMBERS_RE.match(value.decode("latin-1").rstrip("\x00 ")) is not None
+        return True
+    if vr in ("DS", "IS") and isinstance(value, str):
+        return _NUMBERS_RE.match(value) is not None
+    return True
+
+
 def _is_well_known_uid(value: str) -> bool:
     return value.startswith("1.2.840.10008.") or value in UID_dictionary
 
@@ -466,14 +486,16 @@ class _Walker:
                 creator_names[creator_tag] = cached
             creator = cached
             rule = self.private.get((group, creator, elem_no & 0xFF))
+        raw = ds.get_item(tag)
+        file_vr = getattr(raw, "VR", None)
+        if rule is not None and file_vr is not None and not rule.allows(str(file_vr)):
+            rule = None  # a listed element holding something else than the list says
         if rule is None:
             del ds[tag]
             # Only a listed creator's name goes into the audit: an unknown one could be PHI.
             self.note(prefix + _tag_str(tag), tag, "removed", "")
             return
         path = f'{prefix}({group:04X},"{creator}",{elem_no & 0xFF:02X})'
-        raw = ds.get_item(tag)
-        file_vr = getattr(raw, "VR", None)
         vr = rule.vr if file_vr in (None, "UN") else str(file_vr)
         if rule.action == "date":
             vr = vr if vr in ("DA", "DT") else "DT"
@@ -505,7 +527,7 @@ class _Walker:
             value = None if elem is None else elem.value
         needs_text = kind in ("date", "uid") or vr in _PRIVATE_TEXT_VRS
         if not needs_text:
-            if (
+            if not _fits(vr, value) or (
                 vr in BINARY_VRS
                 and isinstance(value, bytes)
                 and self.scrubber.contains(value.decode("latin-1"))

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -129,11 +129,25 @@ class PrivateRule:
     action: str
     vr: str
     source: str
+    vrs: frozenset[str] = frozenset()
+
+    def allows(self, vr: str) -> bool:
+        """Whether a value written with ``vr`` is what the list names (UN: unknown)."""
+        return vr in ("", "UN") or not self.vrs or "UN" in self.vrs or vr in self.vrs
+
+
+def _vrs(listed: str) -> frozenset[str]:
+    """``"US or SS"``, ``"OW/OB"`` -> {"US", "SS"}, {"OW", "OB"}; "" -> any."""
+    return frozenset(v for v in re.split(r"\s+or\s+|/|\s+", listed.strip()) if v)
 
 
 def normalise_creator(creator: str) -> str:
-    """Private creators compare case-insensitively and without padding."""
-    return creator.strip().rstrip("\x00").strip().upper()
+    """A private creator without its padding (LO: leading and trailing spaces, NUL).
+
+    The comparison is otherwise exact (PS3.5 7.8.1): ``gems_iden_01`` or ``GEMS_IDEN_01X``
+    is not ``GEMS_IDEN_01``, and nothing listed for one is safe under the other.
+    """
+    return creator.strip(" \x00")
 
 
 @cache
@@ -148,7 +162,8 @@ def private_rules() -> dict[tuple[int, str, int], PrivateRule]:
     for row in doc["rows"]:
         group_s, elem_s = row["tag"].strip("()").split(",")
         key = (int(group_s, 16), normalise_creator(row["private_creator"]), int(elem_s[2:], 16))
-        rules[key] = PrivateRule("keep", row["vr"].split(" ")[0], "E.3.10-1")
+        vrs = _vrs(row["vr"])
+        rules[key] = PrivateRule("keep", row["vr"].split(" ")[0].split("/")[0], "E.3.10-1", vrs)
     text = _read_pinned("tcia_private_tags_template.csv").decode("utf-8")
     for rec in csv.DictReader(text.splitlines()):
         key = (
@@ -166,8 +181,12 @@ def private_rules() -> dict[tuple[int, str, int], PrivateRule]:
         else:  # pragma: no cover - guarded by the pin
             raise TableError(f"unknown TCIA private action {action!r}")
         previous = rules.get(key)
+        vrs = _vrs(rec["VR"]) | (previous.vrs if previous is not None else frozenset())
         # A transform (uid/date) always wins over a plain keep: keeping a UID or date raw
         # would leak it even where Table E.3.10-1 calls the element safe.
         if previous is None or kind != "keep":
-            rules[key] = PrivateRule(kind, (rec["VR"] or "UN").split(" ")[0], "TCIA")
+            first = (rec["VR"] or "UN").split(" ")[0].split("/")[0]
+            rules[key] = PrivateRule(kind, first, "TCIA", vrs)
+        else:
+            rules[key] = replace(previous, vrs=vrs)
     return rules

@@ -124,4 +124,4 @@ def test_pinned_tables_load() -> None:
     rules = private_rules()
     assert rules[(0x0009, "GEMS_PETD_01", 0x05)].action == "date"
     assert rules[(0x0009, "GEMS_PETD_01", 0x07)].action == "uid"
-    assert rules[(0x7053, "PHILIPS PET PRIVATE GROUP", 0x00)].action == "keep"
+    assert rules[(0x7053, "Philips PET Private Group", 0x00)].action == "keep"
