@@ -5,6 +5,7 @@ else here describes profiles and keys. No I/O happens besides reading the packag
 """
 
 from .core import (
+    HOLD_BURNED_IN_PHI,
     AuditEntry,
     DeidentificationError,
     Request,
@@ -17,6 +18,7 @@ from .profile import OPTION_CODES, OPTIONS, BlankRule, PixelRule, Profile, defau
 from .tables import SAFE_PRIVATE_EDITION, TABLE_EDITION
 
 __all__ = [
+    "HOLD_BURNED_IN_PHI",
     "OPTIONS",
     "OPTION_CODES",
     "SAFE_PRIVATE_EDITION",

@@ -71,6 +71,10 @@ class AuditEntry:
     action: str
 
 
+#: ``Result.hold_kind`` of an instance held for pixel review (it keeps its place).
+HOLD_BURNED_IN_PHI = "burned_in_phi"
+
+
 @dataclass
 class Request:
     raw: bytes
@@ -91,6 +95,7 @@ class Result:
     original: dict[str, str] = field(default_factory=dict)
     deidentified: dict[str, Any] = field(default_factory=dict)
     header_json: dict[str, Any] = field(default_factory=dict)
+    hold_kind: str | None = None
 
 
 def read_patient_id(raw: bytes) -> str:
@@ -696,11 +701,8 @@ def deidentify(req: Request) -> Result:
         except pixels.BlankingError as exc:
             hold.append(f"blank rule matched but {exc}")
     if hold and not req.release_pixel_hold:
-        return Result(
-            data=None,
-            held_reason="possible burned-in PHI: " + "; ".join(hold),
-            original=original,
-        )
+        reason = "possible burned-in PHI: " + "; ".join(hold)
+        return _held(ds, req, compiled, pseudonym, HOLD_BURNED_IN_PHI, reason, original)
 
     found = _Identifiers().collect(ds)
     sop_class = str(ds.SOPClassUID).strip()
@@ -739,6 +741,37 @@ def deidentify(req: Request) -> Result:
             "InstanceNumber": _int_or_none(ds.get("InstanceNumber")),
         },
         header_json=header_json(ds),
+    )
+
+
+def _held(
+    ds: Dataset,
+    req: Request,
+    compiled: CompiledProfile,
+    pseudonym: str,
+    kind: str,
+    reason: str,
+    original: dict[str, str],
+) -> Result:
+    """A held instance keeps its place: the UIDs it will get when released (the same keyed
+    mapping every reference to it already uses)."""
+    place: dict[str, Any] = {"PatientID": pseudonym}
+    uid_map: dict[str, str] = {}
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        old = str(ds.get(keyword, "") or "").strip()
+        new = old if compiled.retain_uids or not old else new_uid(req.keys, old)
+        place[keyword] = new
+        if new != old:
+            uid_map[old] = new
+    place["SOPClassUID"] = str(ds.SOPClassUID).strip()
+    place["Modality"] = str(ds.get("Modality", "") or "")
+    return Result(
+        data=None,
+        held_reason=reason,
+        hold_kind=kind,
+        original=original,
+        deidentified=place,
+        uid_map=uid_map,
     )
 
 

@@ -7,6 +7,7 @@ lookups, never a scan of the table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from threading import Lock
 
 from pydicom.datadict import DicomDictionary, tag_for_keyword
@@ -67,6 +68,16 @@ _EXTRA_ROWS: dict[int, tuple[str, dict[str, str]]] = {
 TIMEZONE_OFFSET = 0x00080201
 
 
+@cache
+def reference_sequences() -> frozenset[int]:
+    """Sequences of Table E.1-1 whose Retain UIDs column keeps them: their content is UIDs."""
+    return frozenset(
+        row.tag
+        for row in annex_e_rows()
+        if row.options.get("retain_uids") == "K" and DicomDictionary.get(row.tag, ("",))[0] == "SQ"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledProfile:
     """Everything the walker needs, resolved from a Profile."""
@@ -121,6 +132,10 @@ def _compile(profile: Profile) -> CompiledProfile:
         actions[tag] = _option_action(basic, per_option, options)
     if dates != "full":
         actions[TIMEZONE_OFFSET] = "X"
+    for tag in reference_sequences():
+        # Referenced Image/Study/Patient/PPS and Source Image Sequence: their items are
+        # references, kept and re-rooted (U), never removed (X/Z would break them).
+        actions[tag] = "K" if "retain_uids" in options else "U"
     actions[0x00100010] = PSEUDONYM  # Patient's Name
     actions[0x00100020] = PSEUDONYM  # Patient ID
     allowed: set[int] = set()

@@ -141,13 +141,16 @@ def test_sequences_removed_or_cleaned_at_depth(planted: Planted) -> None:
     ds = pydicom.dcmread(io.BytesIO(result.data or b""))
     for keyword in (
         "OtherPatientIDsSequence",
-        "ReferencedPatientSequence",
         "OriginalAttributesSequence",
         "IconImageSequence",
         "DigitalSignaturesSequence",
         "DataSetTrailingPadding",
     ):
         assert keyword not in ds, keyword
+    # A reference is kept and re-rooted; what else its item holds gets its own action.
+    patient_ref = ds.ReferencedPatientSequence[0]
+    assert patient_ref.ReferencedSOPInstanceUID == new_uid(KEYS, "1.2.3.4.5.6.7.777.9.1")
+    assert patient_ref.PatientName == ""
     deep = ds.ContentSequence[0].ContentSequence[0].ContentSequence
     assert deep[1].PersonName == "ANONYMIZED"
     assert deep[2].Date == "20181103"

@@ -13,6 +13,7 @@ from services.deid.engine import (
     DeidentificationError,
     Profile,
     default_profile,
+    new_uid,
 )
 from services.deid.engine.iod import resolve
 from services.deid.engine.rules import compile_profile
@@ -35,7 +36,9 @@ def test_without_retain_uids_every_instance_uid_changes(planted: Planted) -> Non
     ds = out(planted)
     assert ds.SOPInstanceUID != planted.uids["sop"]
     assert ds.FrameOfReferenceUID != planted.uids["for"]
-    assert "ReferencedImageSequence" not in ds  # X/Z/U*, Type 3 in the General Image module
+    # X/Z/U* on a reference: kept, pointing at the target's new UID (never removed).
+    ref = ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    assert ref == new_uid(KEYS, planted.uids["ref"])
 
 
 def test_retain_full_dates_keeps_dates(planted: Planted) -> None:
