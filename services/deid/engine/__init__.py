@@ -6,6 +6,7 @@ else here describes profiles and keys. No I/O happens besides reading the packag
 
 from .core import (
     HOLD_BURNED_IN_PHI,
+    HOLD_RECOGNIZABLE_FEATURES,
     AuditEntry,
     DeidentificationError,
     Request,
@@ -19,6 +20,7 @@ from .tables import SAFE_PRIVATE_EDITION, TABLE_EDITION
 
 __all__ = [
     "HOLD_BURNED_IN_PHI",
+    "HOLD_RECOGNIZABLE_FEATURES",
     "OPTIONS",
     "OPTION_CODES",
     "SAFE_PRIVATE_EDITION",

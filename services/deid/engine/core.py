@@ -71,12 +71,17 @@ class AuditEntry:
     action: str
 
 
-#: ``Result.hold_kind`` of an instance held for pixel review (it keeps its place).
+#: ``Result.hold_kind`` values: what a held instance waits for. A curator's release after
+#: review (``Request.release_pixel_hold``) lets either through.
 HOLD_BURNED_IN_PHI = "burned_in_phi"
+HOLD_RECOGNIZABLE_FEATURES = "recognizable_features"
 
 
 @dataclass
 class Request:
+    """One instance to de-identify. ``release_pixel_hold``: a curator has reviewed the
+    image, so neither the burned-in screen nor the recognizable-features hold applies."""
+
     raw: bytes
     collection: str
     patient_pseudonym: str
@@ -690,6 +695,9 @@ def deidentify(req: Request) -> Result:
         )
     original = _original(ds)
 
+    face = pixels.recognizable_features(ds, req.profile)
+    if face is not None and not req.release_pixel_hold:
+        return _held(ds, req, compiled, pseudonym, HOLD_RECOGNIZABLE_FEATURES, face, original)
     hold = pixels.screen(ds, req.profile)
     blank_rule = pixels.matching_blank_rule(ds, req.profile) if pixels.has_pixels(ds) else None
     blanked = False

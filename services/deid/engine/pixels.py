@@ -49,6 +49,22 @@ def has_pixels(ds: Dataset) -> bool:
     return any(tag in ds for tag in _PIXEL_TAGS)
 
 
+def recognizable_features(ds: Dataset, profile: Profile) -> str | None:
+    """Why this instance is held as a face (Recognizable Visual Features YES, PS3.3
+    C.7.6.1.1.6), or None: not a face, or the profile defaces its modality."""
+    if _text(ds, "RecognizableVisualFeatures").strip().upper() != "YES":
+        return None
+    modality = _text(ds, "Modality").strip().upper()
+    if modality and modality in profile.defacing_modalities:
+        return None
+    return (
+        f"recognizable visual features: the {modality or 'unknown-modality'} instance says "
+        "Recognizable Visual Features (0028,0302) YES and the profile has no defacing step "
+        "for that modality; review and release it, or name the modality in the profile's "
+        "defacing_modalities once a defacing step covers it"
+    )
+
+
 def screen(ds: Dataset, profile: Profile) -> list[str]:
     """Reasons this instance may carry burned-in PHI; empty when none applies."""
     if not has_pixels(ds):

@@ -1,15 +1,17 @@
 """De-identification profiles: the Basic Profile of PS3.15 E.2 plus options (E.3, CID 7050).
 
 A profile belongs to a collection and is versioned; its digest (SHA-256 of a canonical JSON)
-is written into every output instance so that a curator can tell which rules made it.
+is written into every output instance so that a curator can tell which rules made it. The
+models are frozen pydantic models: the deid API takes and returns them as its schema.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
 #: Option name -> CID 7050 code value (PS3.16). 113100 is the Basic Profile itself.
 OPTION_CODES: dict[str, str] = {
@@ -35,8 +37,11 @@ OPTIONS: frozenset[str] = frozenset(OPTION_CODES)
 UNSUPPORTED_OPTIONS: frozenset[str] = frozenset({"clean_recognizable_visual_features"})
 
 
-@dataclass(frozen=True)
-class PixelRule:
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PixelRule(_Frozen):
     """Hold instances of a device for pixel review (``possible burned-in PHI``).
 
     Empty fields match anything; ``manufacturer`` and ``model`` match case-insensitive
@@ -49,16 +54,13 @@ class PixelRule:
     reason: str = "device known to burn in annotations"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "manufacturer": self.manufacturer,
-            "model": self.model,
-            "modality": self.modality,
-            "reason": self.reason,
-        }
+        return self.model_dump()
 
 
-@dataclass(frozen=True)
-class BlankRule:
+Rectangle = tuple[int, int, int, int]
+
+
+class BlankRule(_Frozen):
     """Blank rectangles ``(x, y, width, height)`` in every frame of matching instances.
 
     Like CTP's DicomPixelAnonymizer signatures, a rule is a device signature plus the image
@@ -66,18 +68,20 @@ class BlankRule:
     blanked; a compressed match stays held.
     """
 
-    rectangles: tuple[tuple[int, int, int, int], ...]
+    rectangles: tuple[Rectangle, ...]
     manufacturer: str = ""
     model: str = ""
     rows: int | None = None
     columns: int | None = None
 
-    def __post_init__(self) -> None:
-        rects = tuple(tuple(int(v) for v in r) for r in self.rectangles)
+    @field_validator("rectangles", mode="before")
+    @classmethod
+    def _rectangles(cls, value: Any) -> tuple[Rectangle, ...]:
+        rects = tuple(tuple(int(v) for v in r) for r in value)
         for r in rects:
             if len(r) != 4 or r[2] <= 0 or r[3] <= 0 or r[0] < 0 or r[1] < 0:
                 raise ValueError(f"a blank rectangle is (x, y, width, height) > 0, not {r}")
-        object.__setattr__(self, "rectangles", rects)
+        return rects  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,9 +93,14 @@ class BlankRule:
         }
 
 
-@dataclass(frozen=True)
-class Profile:
-    """Basic Application Level Confidentiality Profile plus ``options`` (names in OPTIONS)."""
+class Profile(_Frozen):
+    """Basic Application Level Confidentiality Profile plus ``options`` (names in OPTIONS).
+
+    A frozen pydantic model, so the API can take and show it as it is. ``defacing_modalities``
+    names the modalities for which the collection's pipeline has a defacing step (Clean
+    Recognizable Visual Features); an instance of another modality whose Recognizable Visual
+    Features (0028,0302) is YES is held.
+    """
 
     options: frozenset[str]
     version: int = 1
@@ -100,10 +109,12 @@ class Profile:
     pixel_rules: tuple[PixelRule, ...] = ()
     blank_rectangles: tuple[BlankRule, ...] = ()
     keep_tags: tuple[str, ...] = ()
-    _digest: str = field(default="", init=False, repr=False, compare=False)
+    defacing_modalities: tuple[str, ...] = ()
+    _digest: str = PrivateAttr(default="")
 
-    def __post_init__(self) -> None:
-        options = frozenset(self.options)
+    @field_validator("options")
+    @classmethod
+    def _options(cls, options: frozenset[str]) -> frozenset[str]:
         unknown = options - OPTIONS
         if unknown:
             raise ValueError(
@@ -114,29 +125,44 @@ class Profile:
         if unsupported:
             raise ValueError(
                 f"option(s) {sorted(unsupported)} are not supported by this engine; "
-                "hold such collections for manual review instead"
+                "name the modalities your defacing step covers in defacing_modalities instead"
             )
         if {"retain_long_full_dates", "retain_long_modified_dates"} <= options:
             raise ValueError(
                 "retain_long_full_dates and retain_long_modified_dates exclude each other"
             )
-        if self.date_shift_scope not in ("patient", "collection"):
-            raise ValueError("date_shift_scope must be 'patient' or 'collection'")
-        if self.version < 1:
+        return options
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, version: int) -> int:
+        if version < 1:
             raise ValueError("profile version starts at 1")
-        object.__setattr__(self, "options", options)
-        object.__setattr__(self, "pixel_rules", tuple(self.pixel_rules))
-        object.__setattr__(self, "blank_rectangles", tuple(self.blank_rectangles))
-        object.__setattr__(self, "keep_tags", tuple(sorted(set(self.keep_tags))))
+        return version
+
+    @field_validator("keep_tags")
+    @classmethod
+    def _keep_tags(cls, tags: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(tags)))
+
+    @field_validator("defacing_modalities")
+    @classmethod
+    def _modalities(cls, modalities: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = {m.strip().upper() for m in modalities}
+        if "" in cleaned or any(len(m) > 16 for m in cleaned):
+            raise ValueError("defacing_modalities are Modality (0008,0060) values, e.g. MR")
+        return tuple(sorted(cleaned))
+
+    def model_post_init(self, context: Any, /) -> None:
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        object.__setattr__(self, "_digest", hashlib.sha256(canonical.encode()).hexdigest())
+        self._digest = hashlib.sha256(canonical.encode()).hexdigest()
 
     def digest(self) -> str:
         """SHA-256 (hex) of the canonical JSON form: identical profiles, identical digest."""
         return self._digest
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "options": sorted(self.options),
             "version": self.version,
             "date_shift_scope": self.date_shift_scope,
@@ -145,30 +171,16 @@ class Profile:
             "blank_rectangles": [r.to_dict() for r in self.blank_rectangles],
             "keep_tags": list(self.keep_tags),
         }
+        if self.defacing_modalities:  # absent when empty: earlier profiles keep their digest
+            out["defacing_modalities"] = list(self.defacing_modalities)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        return cls(
-            options=frozenset(data.get("options", ())),
-            version=int(data.get("version", 1)),
-            date_shift_scope=data.get("date_shift_scope", "patient"),
-            require_id_map=bool(data.get("require_id_map", False)),
-            pixel_rules=tuple(PixelRule(**r) for r in data.get("pixel_rules", ())),
-            blank_rectangles=tuple(
-                BlankRule(
-                    rectangles=tuple(_rect(x) for x in r["rectangles"]),
-                    manufacturer=r.get("manufacturer", ""),
-                    model=r.get("model", ""),
-                    rows=r.get("rows"),
-                    columns=r.get("columns"),
-                )
-                for r in data.get("blank_rectangles", ())
-            ),
-            keep_tags=tuple(data.get("keep_tags", ())),
-        )
+        return cls.model_validate({**data, "options": frozenset(data.get("options", ()))})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Profile:
@@ -179,11 +191,6 @@ class Profile:
         codes = [BASIC_PROFILE_CODE]
         codes += sorted(OPTION_CODES[o] for o in self.options if o != "clean_pixel_data")
         return codes
-
-
-def _rect(values: Any) -> tuple[int, int, int, int]:
-    x, y, w, h = (int(v) for v in values)
-    return (x, y, w, h)
 
 
 def default_profile() -> Profile:

@@ -7,6 +7,7 @@ import io
 import pydicom
 import pytest
 from deid_factories import KEYS, Planted, base_ct, phi_ct, run, to_bytes
+from pydantic import ValidationError
 
 from services.deid.engine import (
     OPTIONS,
@@ -232,3 +233,15 @@ def test_nested_patient_identity_is_not_the_pseudonym() -> None:
     ref = ds.ReferencedPatientSequence[0]
     assert ref.PatientName == ""
     assert KEYS.uid_root not in ref.ReferencedSOPInstanceUID
+
+
+def test_profile_is_a_frozen_schema_model() -> None:
+    profile = default_profile()
+    with pytest.raises(ValidationError):
+        profile.version = 2  # type: ignore[misc]
+    schema = Profile.model_json_schema()
+    assert {"options", "version", "keep_tags", "defacing_modalities"} <= set(schema["properties"])
+    parsed = Profile.model_validate_json(profile.model_dump_json())
+    assert parsed == profile and parsed.digest() == profile.digest()
+    with pytest.raises(ValidationError, match="defacing_modalities"):
+        Profile(options=frozenset({"clean_recognizable_visual_features"}))
