@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog import consumers as on
+from services.catalog.feed_runner import FeedRunner
 from services.catalog.models import metadata
 from services.common.db import Database
 from services.common.events import CollectionUpdated, SeriesPublished, SeriesWithdrawn
@@ -28,6 +29,10 @@ class Catalog:
     source: str = "/catalog"
     #: origins whose browser pages may call the DICOMweb searches ("*": any)
     cors_origins: frozenset[str] = frozenset()
+    #: a replica site reads the primary's replicated database and writes nothing
+    replica: bool = False
+    #: numbers the mirror feed and pushes it to the feed exchange (none on a replica)
+    feed_runner: FeedRunner | None = None
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for the reads of one request (queries.py)."""
@@ -39,10 +44,28 @@ class Catalog:
 
 
 def build(ctx: ServiceContext) -> Catalog:
-    origins = (o.strip() for o in ctx.settings.dicomweb_cors_origins.split(","))
+    settings = ctx.settings
+    origins = (o.strip() for o in settings.dicomweb_cors_origins.split(","))
+    replica = settings.site_role == "replica"
+    runner = None if replica else FeedRunner(ctx.db, settings.bus_url, settings.bus_prefix)
     return Catalog(
-        ctx.db, ctx.messaging, ctx.source, cors_origins=frozenset(o for o in origins if o)
+        ctx.db,
+        ctx.messaging,
+        ctx.source,
+        cors_origins=frozenset(o for o in origins if o),
+        replica=replica,
+        feed_runner=runner,
     )
+
+
+async def start(catalog: Catalog) -> None:
+    if catalog.feed_runner is not None:
+        catalog.feed_runner.start()
+
+
+async def stop(catalog: Catalog) -> None:
+    if catalog.feed_runner is not None:
+        await catalog.feed_runner.stop()
 
 
 def consumers(catalog: Catalog) -> Sequence[Consumer]:
@@ -69,6 +92,7 @@ def spec() -> ServiceSpec[Catalog]:
         carts,
         collections,
         dicomweb,
+        feed,
         patients,
         search,
         series,
@@ -90,6 +114,9 @@ def spec() -> ServiceSpec[Catalog]:
             carts.router,
             v1.router,
             dicomweb.router,
+            feed.router,
         ),
         consumers=consumers,
+        on_start=start,
+        on_stop=stop,
     )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -202,6 +203,33 @@ shared_cart_series = Table(
     Column("name", String(100), primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("series_instance_uid", String(64), nullable=False),
+)
+
+# The mirror feed (services/catalog/feed.py): every public change the catalog applied, in
+# the order a sequencer gave them. A row is appended with no position in the transaction
+# that applied the change; the sequencer numbers committed rows 1, 2, 3... under the lock
+# of ``feed_head``, so a reader never meets a number that a later commit fills in below.
+feed = Table(
+    "feed",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("position", BigInteger, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("collection", String(64), nullable=False),
+    Column("subject", String(100), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    # the entry as readers get it (type, data, attribution), written once
+    Column("entry", JSON, nullable=False),
+    Index("ix_feed_unpositioned", "id", postgresql_where=text("position IS NULL")),
+    Index("ix_feed_collection_subject", "collection", "subject"),
+)
+# One row (id 1): the last position given and the last one pushed to the feed exchange.
+feed_head = Table(
+    "feed_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("position", BigInteger, nullable=False, default=0),
+    Column("pushed", BigInteger, nullable=False, default=0),
 )
 
 outbox, inbox = messaging_tables(metadata)

@@ -106,8 +106,9 @@ async def index(session: AsyncSession, idx: SeriesIndex) -> bool:
     return True
 
 
-async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) -> None:
-    """Remove a withdrawn series from every listing, leaving a tombstone."""
+async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) -> bool:
+    """Remove a withdrawn series from every listing, leaving a tombstone. False when the
+    withdrawal was older than the publication indexed (nothing changed)."""
     session = uow.session
     uid = p.series_instance_uid
     at = utc(at)
@@ -115,7 +116,7 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
     current = await _indexed(session, uid)
     if current is not None and current["published_at"] > at:
         log.info("ignoring withdrawal of %s older than its publication", uid)
-        return
+        return False
     tombstone = {
         "series_instance_uid": uid,
         "collection": p.collection,
@@ -126,7 +127,7 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
         session, withdrawals, [tombstone], key=("series_instance_uid",), newer_than="withdrawn_at"
     )
     if current is None:
-        return
+        return True
     if current["collection"] != p.collection:
         log.warning(
             "withdrawal of %s names collection %s but it is indexed in %s; withdrawing it",
@@ -134,6 +135,7 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
         )  # fmt: skip
     await _remove_series(session, uid)
     await _refresh_parents(session, _owner(current))
+    return True
 
 
 # -- shared carts -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ def service_for_path(path: str) -> str | None:
 
     ``/nbia-api/oauth/...`` and ``/nbia-api/logout`` → auth; ``/nbia-api/services/...`` →
     download for image endpoints, else catalog; ``/api/<service>/...`` → that service;
+    ``/api/feed`` (the mirror feed) → catalog;
     ``/curate/...`` (the curators' page) → qc; ``/dicomweb/...`` → catalog for QIDO-RS
     searches, download for WADO-RS retrievals.
     """
@@ -41,6 +42,8 @@ def service_for_path(path: str) -> str | None:
         return "download" if parts[-1] in DOWNLOAD_ENDPOINTS else "catalog"
     if len(parts) >= 2 and parts[0] == "api" and parts[1] in SERVICES:
         return parts[1]
+    if parts[:2] == ["api", "feed"]:  # the mirror feed, kept by the catalog
+        return "catalog"
     if parts[0] == "curate":  # the curators' web page
         return "qc"
     if parts[0] == "dicomweb" and len(parts) >= 2:
