@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from imarc import cli_dlq, cli_download, cli_run
+from imarc import cli_dlq, cli_download, cli_mirror, cli_run
 from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
 from imarc.local import admin_credentials_for, candidate_dirs
 
@@ -72,6 +72,7 @@ app.command()(cli_run.serve)
 app.command()(cli_run.migrate)
 app.command()(cli_run.stack)
 app.command("download")(cli_download.download)
+app.command("mirror")(cli_mirror.mirror)
 
 
 # -- using -----------------------------------------------------------------------

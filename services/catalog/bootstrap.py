@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.catalog import consumers as on
 from services.catalog.feed_runner import FeedRunner
+from services.catalog.mirror import Follower
 from services.catalog.models import metadata
 from services.common.db import Database
 from services.common.events import CollectionUpdated, SeriesPublished, SeriesWithdrawn
@@ -33,6 +34,8 @@ class Catalog:
     replica: bool = False
     #: numbers the mirror feed and pushes it to the feed exchange (none on a replica)
     feed_runner: FeedRunner | None = None
+    #: follows the sources of a mirror site (none on other sites)
+    follower: Follower | None = None
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for the reads of one request (queries.py)."""
@@ -48,6 +51,9 @@ def build(ctx: ServiceContext) -> Catalog:
     origins = (o.strip() for o in settings.dicomweb_cors_origins.split(","))
     replica = settings.site_role == "replica"
     runner = None if replica else FeedRunner(ctx.db, settings.bus_url, settings.bus_prefix)
+    follower = None
+    if settings.site_role == "mirror":
+        follower = Follower(ctx.db, ctx.messaging, ctx.store, ctx.source)
     return Catalog(
         ctx.db,
         ctx.messaging,
@@ -55,15 +61,20 @@ def build(ctx: ServiceContext) -> Catalog:
         cors_origins=frozenset(o for o in origins if o),
         replica=replica,
         feed_runner=runner,
+        follower=follower,
     )
 
 
 async def start(catalog: Catalog) -> None:
     if catalog.feed_runner is not None:
         catalog.feed_runner.start()
+    if catalog.follower is not None:
+        catalog.follower.start()
 
 
 async def stop(catalog: Catalog) -> None:
+    if catalog.follower is not None:
+        await catalog.follower.stop()
     if catalog.feed_runner is not None:
         await catalog.feed_runner.stop()
 
@@ -93,6 +104,7 @@ def spec() -> ServiceSpec[Catalog]:
         collections,
         dicomweb,
         feed,
+        mirror,
         patients,
         search,
         series,
@@ -115,6 +127,7 @@ def spec() -> ServiceSpec[Catalog]:
             v1.router,
             dicomweb.router,
             feed.router,
+            mirror.router,
         ),
         consumers=consumers,
         on_start=start,

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from services.catalog import feed
+from services.catalog.background import Background
 from services.catalog.domain.feed import cursor
 from services.catalog.models import feed as feed_table
 from services.common.db import Database
@@ -34,27 +35,20 @@ async def sequence_pending(db: Database) -> int:
     return await feed.sequence(db) if pending else 0
 
 
-class FeedRunner:
+class FeedRunner(Background):
     def __init__(self, db: Database, bus_url: str = "", prefix: str = "", idle: float = 0.25):
         self.db = db
         self.bus_url = bus_url
         self.exchange_name = prefix + FEED_EXCHANGE
         self.idle = idle
-        self._task: asyncio.Task[None] | None = None
         self._conn: Any = None
         self._exchange: Any = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 await sequence_pending(self.db)

@@ -15,6 +15,7 @@ from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -230,6 +231,33 @@ feed_head = Table(
     Column("id", Integer, primary_key=True),
     Column("position", BigInteger, nullable=False, default=0),
     Column("pushed", BigInteger, nullable=False, default=0),
+)
+
+# A mirror site's sources (services/catalog/mirror.py): the feed it follows and the cursor
+# of the last entry applied, committed with the events that applied it.
+mirror_sources = Table(
+    "mirror_sources",
+    metadata,
+    Column("url", String(500), primary_key=True),
+    Column("collections", JSON, nullable=False),
+    Column("token", Text, nullable=False, default=""),
+    Column("follow", Boolean, nullable=False, default=False),
+    Column("cursor", Text, nullable=False, default=""),
+    Column("entries", BigInteger, nullable=False, default=0),
+    Column("instances", BigInteger, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    # "following", "caught up" (and, without follow, done), or what went wrong
+    Column("state", Text, nullable=False, default="following"),
+    Column("caught_up", Boolean, nullable=False, default=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# The objects a mirror holds for each series it mirrored (removed when it is withdrawn).
+mirror_series = Table(
+    "mirror_series",
+    metadata,
+    Column("series_instance_uid", String(64), primary_key=True),
+    Column("keys", JSON, nullable=False),
 )
 
 outbox, inbox = messaging_tables(metadata)

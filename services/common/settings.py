@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     admin_password: SecretStr = SecretStr("")
 
     site_name: str = "site-a"
-    site_role: Literal["primary", "replica"] = "primary"
+    # a replica reads a replicated database; a mirror follows another site's feed
+    # (services/catalog/mirror.py); both refuse submissions
+    site_role: Literal["primary", "replica", "mirror"] = "primary"
 
     intake_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['intake']}"
     deid_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['deid']}"

@@ -40,6 +40,7 @@ ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "appli
 FILE_TYPES = frozenset({"application/dicom", "application/octet-stream"})
 DEFAULT_FILENAME = "upload.dcm"
 REPLICA = "this site is a read replica; send submissions to the primary site"
+MIRROR = "this site is a mirror of another site; send submissions to the site it mirrors"
 
 SUBMIT_BODY: dict[str, Any] = {
     "requestBody": {
@@ -175,8 +176,8 @@ def router(ctx: ServiceContext) -> APIRouter:
         site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
     ) -> SubmissionOut:
         """Submit DICOM files: each is accepted into quarantine or held with its reason."""
-        if ctx.settings.site_role == "replica":
-            raise HTTPException(503, REPLICA)
+        if ctx.settings.site_role != "primary":
+            raise HTTPException(503, REPLICA if ctx.settings.site_role == "replica" else MIRROR)
         await collection_or_404(name)
         if not site and len(principal.sites) == 1:
             site = next(iter(principal.sites))  # a token for one site says where files come from
