@@ -440,3 +440,23 @@ async def test_each_quarantined_object_is_fetched_once(tmp_path: Path) -> None:
         keys = [("quarantine", e.data["object"]["key"]) for e in events]
         assert [store.reads[k] for k in keys] == [1, 1, 1]
         assert set(store.reads) == set(keys)
+
+
+async def test_an_audit_answers_alike_for_an_unknown_instance_and_one_out_of_reach(
+    tmp_path: Path,
+) -> None:
+    async with deid_platform(tmp_path, with_intake=False) as d:
+        await d.create_collection(C)
+        event = await d.publish_received(C, dicom.ct_series(n=1)[0])
+        iid = event.data["instance_id"]
+        await d.wait_for(InstanceDeidentified, instance_id=iid)
+        r = await d.client.get(f"/api/deid/instances/{iid}/audit", headers=curator_headers(C))
+        assert r.status_code == 200
+        answers = []
+        for instance_id in (iid, "0" * 32):
+            r = await d.client.get(
+                f"/api/deid/instances/{instance_id}/audit", headers=curator_headers("Other")
+            )
+            answers.append((r.status_code, r.json()["detail"].replace(instance_id, "ID")))
+        assert answers[0] == answers[1]
+        assert answers[0][0] == 404 and C not in answers[0][1]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from services.common.security import AuthenticatedPrincipal, forbid
+from services.common.app import NotFound
+from services.common.security import AuthenticatedPrincipal
 from services.deid import queries
 from services.deid.api.deps import DeidDep
 from services.deid.schemas import AuditEntryOut, InstanceAudit
@@ -17,14 +18,14 @@ async def audit(
     instance_id: str, deid: DeidDep, principal: AuthenticatedPrincipal
 ) -> InstanceAudit:
     row = await queries.instance(deid.db, instance_id)
-    if row is None:
-        raise HTTPException(
-            404,
-            f"instance {instance_id} has not been de-identified; "
-            "it may be held (see the collection's held list)",
+    if row is None or not principal.can_curate(row.collection):
+        # the same answer whether the instance is unknown or of a collection the caller
+        # may not curate: an audit never tells who is not allowed that an instance exists
+        raise NotFound(
+            f"instance {instance_id} is not among the de-identified instances you can "
+            "curate; check the id and your role (a held instance has no audit yet: see "
+            "the collection's held list)"
         )
-    if not principal.can_curate(row.collection):
-        raise forbid(f"read de-identification audits of {row.collection}")
     return InstanceAudit(
         instance_id=row.instance_id,
         collection=row.collection,
