@@ -22,6 +22,7 @@ from services.deid.engine import Keys
 from services.deid.models import metadata
 from services.deid.service.profiles import ProfileCache
 from services.deid.service.pseudonyms import PseudonymCache
+from services.deid.service.studies import StudyOwners
 from services.deid.worker import Destination
 
 T = TypeVar("T")
@@ -47,6 +48,7 @@ class Deid:
     uid_root: str = ""
     profiles: ProfileCache = field(default_factory=ProfileCache)
     pseudonyms: PseudonymCache = field(default_factory=PseudonymCache)
+    studies: StudyOwners = field(default_factory=StudyOwners)
     _keys: Keys | None = field(default=None, repr=False)
 
     @property

@@ -36,6 +36,13 @@ CHECKSUM_MISMATCH = (
 )
 QUARANTINE_MISSING = "the quarantined file is missing; submit the file again"
 BURNED_IN_PHI = "possible burned-in PHI"
+STUDY_OF_TWO_PATIENTS = (
+    "this study already holds instances of another patient of this collection (a misfiled "
+    "instance?); check the file's PatientID, IssuerOfPatientID and StudyInstanceUID with the "
+    "submitter and submit it corrected"
+)
+#: How a hold for recognisable features begins (the engine's decision, e.g. a face photo).
+RECOGNIZABLE_FEATURES = "recognizable visual features"
 
 #: Profile fields a manager may change (``version`` is assigned, never given).
 PROFILE_FIELDS = (
@@ -237,10 +244,25 @@ def audit_rows(entries: Iterable[AuditEntry]) -> list[dict[str, str]]:
     return [{"path": e.path, "keyword": e.keyword, "action": e.action} for e in entries]
 
 
+def recognizable_features_reason(engine_reason: str) -> str:
+    """The hold reason for an instance the engine held because it shows recognisable
+    features (RecognizableVisualFeatures = YES and no defacing step for it)."""
+    if engine_reason.lower().startswith(RECOGNIZABLE_FEATURES):
+        return engine_reason
+    return (
+        f"{RECOGNIZABLE_FEATURES}: the image could identify the patient ({engine_reason}); "
+        "a curator should look at it and release it only if nothing identifies the patient"
+    )
+
+
 def reason_kind(reason: str) -> str:
-    """A short, fixed label for a hold reason (a metric label must not vary per file)."""
+    """A short, fixed code for a hold reason (a metric label must not vary per file)."""
     if reason.startswith(BURNED_IN_PHI):
         return "burned_in_phi"
+    if reason.lower().startswith(RECOGNIZABLE_FEATURES):
+        return "recognizable_features"
+    if reason == STUDY_OF_TWO_PATIENTS:
+        return "study_two_patients"
     if reason == NO_ID_MAP_ENTRY:
         return "no_id_map_entry"
     if reason in (CHECKSUM_MISMATCH, QUARANTINE_MISSING):
@@ -252,8 +274,15 @@ def reason_kind(reason: str) -> str:
 
 def releases_pixel_hold(reason: str) -> bool:
     """Whether a curator's release waives the pixel screen: only for a pixel hold, which
-    is what the curator reviewed; other holds are simply tried again."""
-    return reason.startswith(BURNED_IN_PHI)
+    is what the curator reviewed (burned-in text, recognisable features); other holds are
+    simply tried again."""
+    return reason_kind(reason) in ("burned_in_phi", "recognizable_features")
+
+
+def patient_key(patient_id: str, issuer: str) -> str:
+    """What a patient's date offset is derived from: the PatientID, qualified by its
+    issuer when the file names one (the same ID from two issuers is two people)."""
+    return f"{patient_id}\x00{issuer}" if issuer else patient_id
 
 
 def failure_reason(error: Exception) -> str:

@@ -71,22 +71,38 @@ class IdMapEntry(Base):
 class PatientPseudonym(Base):
     """The pseudonym each original patient got (from the ID map or generated).
 
-    ``seq`` numbers generated pseudonyms; the unique constraints make concurrent
-    allocations safe: a loser of a race gets an IntegrityError and tries again.
+    A patient is a PatientID under its IssuerOfPatientID (empty when the file names none):
+    the same ID from two issuers is two people. ``seq`` numbers generated pseudonyms; the
+    unique constraints make concurrent allocations safe: a loser of a race gets an
+    IntegrityError and tries again.
     """
 
-    __tablename__ = "patient_map"
+    __tablename__ = "patients"
     __table_args__ = (
-        UniqueConstraint("collection", "seq", name="uq_patient_map_seq"),
-        UniqueConstraint("collection", "pseudonym", name="uq_patient_map_pseudonym"),
+        UniqueConstraint("collection", "seq", name="uq_patients_seq"),
+        UniqueConstraint("collection", "pseudonym", name="uq_patients_pseudonym"),
     )
 
     collection: Mapped[str] = mapped_column(String(64), primary_key=True)
     original_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(256), primary_key=True, default="")
     pseudonym: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     source: Mapped[str] = mapped_column(String(16))  # "generated" or "idmap"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StudyPatient(Base):
+    """The patient an original study belongs to: the first patient seen in it. An
+    instance of another patient in the same study is held (a misfiled instance)."""
+
+    __tablename__ = "study_patients"
+
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    original_id: Mapped[str] = mapped_column(String(256))
+    issuer: Mapped[str] = mapped_column(String(256))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class UidMapping(Base):

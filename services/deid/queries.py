@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from services.common.app import NotFound
 from services.common.db import Database
@@ -95,8 +95,9 @@ async def instance(db: Database, instance_id: str) -> Instance | None:
 async def map_pairs(
     db: Database, collection: str, which: Literal["patients", "uids"], page: int = 5000
 ) -> AsyncIterator[list[tuple[str, str]]]:
-    """Pages of (old, new) pairs, each read in its own short session so a slow download
-    never holds a database connection."""
+    """Pages of (old, new) pairs in (old, new) order, each read in its own short session
+    so a slow download never holds a database connection. A PatientID may stand twice
+    (two issuers), so a page continues after the last (old, new) pair."""
     if which == "patients":
         key, new, where = (
             PatientPseudonym.original_id,
@@ -105,11 +106,11 @@ async def map_pairs(
         )
     else:
         key, new, where = UidMapping.old, UidMapping.new, UidMapping.collection == collection
-    after: str | None = None
+    after: tuple[str, str] | None = None
     while True:
-        query = select(key, new).where(where).order_by(key).limit(page)
+        query = select(key, new).where(where).order_by(key, new).limit(page)
         if after is not None:
-            query = query.where(key > after)
+            query = query.where(or_(key > after[0], and_(key == after[0], new > after[1])))
         async with db.session() as s:
             rows = [(str(a), str(b)) for a, b in (await s.execute(query)).all()]
         if not rows:
@@ -117,4 +118,4 @@ async def map_pairs(
         yield rows
         if len(rows) < page:
             return
-        after = rows[-1][0]
+        after = rows[-1]

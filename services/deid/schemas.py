@@ -66,7 +66,11 @@ class IdMapLoaded(BaseModel):
 
 class HeldInstance(BaseModel):
     instance_id: str
+    #: what is wrong and what to do, as a sentence
     reason: str
+    #: a fixed code for the reason: burned_in_phi, recognizable_features,
+    #: study_two_patients, no_id_map_entry, quarantine_object, unreadable, deid_failed
+    code: str = ""
     held_at: datetime
 
 

@@ -23,7 +23,12 @@ from services.common.store import ObjectStore, StoredObject, open_store
 from services.deid import domain
 from services.deid.engine import DeidentificationError, Request, Result, deidentify
 
-_IDENTITY_TAGS = ["PatientID", "IssuerOfPatientID", "StudyInstanceUID"]
+_IDENTITY_TAGS = [
+    "PatientID",
+    "IssuerOfPatientID",
+    "StudyInstanceUID",
+    "RecognizableVisualFeatures",
+]
 
 
 class ChecksumMismatch(Exception):
@@ -35,8 +40,11 @@ class Identity:
     """Who an original instance belongs to, as the service needs it before de-identifying."""
 
     patient_id: str
+    #: IssuerOfPatientID: the same PatientID from two issuers is two patients
     issuer: str
     study_uid: str
+    #: RecognizableVisualFeatures (0028,0301) is YES
+    recognizable: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ def inspect(raw: bytes, sha256: str) -> Identity:
         _text(ds.get("PatientID", "")),
         _text(ds.get("IssuerOfPatientID", "")),
         _text(ds.get("StudyInstanceUID", "")),
+        _text(ds.get("RecognizableVisualFeatures", "")).upper() == "YES",
     )
 
 

@@ -19,7 +19,7 @@ async def held(
 ) -> list[HeldInstance]:
     may_curate(principal, collection)
     return [
-        HeldInstance(instance_id=h.instance_id, reason=h.reason, held_at=h.held_at)
+        HeldInstance(instance_id=h.instance_id, reason=h.reason, code=h.kind, held_at=h.held_at)
         for h in await queries.holds(deid.db, collection)
     ]
 

@@ -15,20 +15,25 @@ from services.deid import domain, queries
 from services.deid.models import IdMapEntry, PatientPseudonym
 
 
-def _check(rows: list[domain.IdMapRow], existing: dict[str, str], assigned: dict[str, str]) -> None:
+def _check(
+    rows: list[domain.IdMapRow], existing: dict[str, str], assigned: list[tuple[str, str]]
+) -> None:
     """Raise IdMapError for a row that would re-map an assigned patient or give a
-    pseudonym to two patients."""
+    pseudonym to two patients (``assigned``: (original ID, pseudonym) pairs)."""
     final = dict(existing)
     final.update({r.id_old: r.id_new for r in rows})
-    owners: dict[str, str] = {new: old for old, new in assigned.items()}
+    owners: dict[str, str] = {new: old for old, new in assigned}
+    given: dict[str, list[str]] = {}
+    for old, new in assigned:
+        given.setdefault(old, []).append(new)
     for old, new in final.items():
         owners.setdefault(new, old)
     uses = Counter(final.values())
     for r in rows:
-        given = assigned.get(r.id_old)
-        if given is not None and given != r.id_new:
+        before = given.get(r.id_old, [])
+        if before and r.id_new not in before:
             raise domain.IdMapError(
-                f"line {r.line}: this patient was already de-identified as {given!r}; "
+                f"line {r.line}: this patient was already de-identified as {before[0]!r}; "
                 "their id_new cannot change"
             )
         if owners.get(r.id_new, r.id_old) != r.id_old or uses[r.id_new] > 1:
@@ -55,12 +60,12 @@ async def load_id_map(db: Database, collection: str, text: str, by: str) -> int:
                     select(IdMapEntry).where(IdMapEntry.collection == collection)
                 )
             }
-            assigned = {
-                r.original_id: r.pseudonym
+            assigned = [
+                (r.original_id, r.pseudonym)
                 for r in await s.scalars(
                     select(PatientPseudonym).where(PatientPseudonym.collection == collection)
                 )
-            }
+            ]
             _check(rows, existing, assigned)
             changed = [r for r in rows if existing.get(r.id_old) != r.id_new]
             # Delete before insert so that swapping two patients' values never trips the

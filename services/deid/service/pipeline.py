@@ -34,6 +34,7 @@ from services.deid.models import Hold, Instance, UidMapping
 from services.deid.service.holds import Outcome, is_current, record_hold
 from services.deid.service.profiles import profile_for
 from services.deid.service.pseudonyms import pseudonym_for
+from services.deid.service.studies import study_owner
 
 if TYPE_CHECKING:
     from services.common.store import StoredObject
@@ -75,8 +76,12 @@ async def process_received(
         return await hold(domain.CHECKSUM_MISMATCH)
     except DeidentificationError as e:
         return await hold(domain.failure_reason(e))
-    original_id = identity.patient_id
-    pseudonym = await pseudonym_for(deid, collection, original_id, profile.require_id_map)
+    patient = (identity.patient_id, identity.issuer)
+    if identity.study_uid:
+        owner = await study_owner(deid, collection, identity.study_uid, patient)
+        if owner != patient:
+            return await hold(domain.STUDY_OF_TWO_PATIENTS)
+    pseudonym = await pseudonym_for(deid, collection, patient, profile.require_id_map)
     if pseudonym.value is None:
         return await hold(pseudonym.hold_reason or domain.NO_ID_MAP_ENTRY)
     keys = domain.collection_keys(deid.keys, collection)
@@ -86,7 +91,7 @@ async def process_received(
         "keys": keys,
         "profile": profile,
         "date_offset_days": date_offset_days(
-            keys, collection, original_id, profile.date_shift_scope
+            keys, collection, domain.patient_key(*patient), profile.date_shift_scope
         ),
         "release_pixel_hold": received.release_pixel_hold,
     }
@@ -101,7 +106,10 @@ async def process_received(
     finally:
         DEID_SECONDS.observe(time.perf_counter() - started)
     if stored is None:
-        return await hold(result.held_reason or "the engine produced no output")
+        reason = result.held_reason or "the engine produced no output"
+        if identity.recognizable and not reason.startswith(domain.BURNED_IN_PHI):
+            reason = domain.recognizable_features_reason(reason)
+        return await hold(reason)
     return await _record_deidentified(
         deid, consumer, event, received, profile, pseudonym.value, result, stored, released_by
     )

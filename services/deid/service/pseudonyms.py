@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("imarc.deid")
 
+#: A patient: (PatientID, IssuerOfPatientID), both as the original file gives them.
+Patient = tuple[str, str]
+
 _ALLOCATION_ATTEMPTS = 20
 _CACHE_SIZE = 100_000
 
@@ -32,40 +35,47 @@ class Pseudonym:
     hold_reason: str | None = None
 
 
-async def _taken(s: AsyncSession, collection: str, value: str, owner: str) -> bool:
-    used = await s.scalar(
-        select(PatientPseudonym.original_id).where(
-            PatientPseudonym.collection == collection, PatientPseudonym.pseudonym == value
+async def _taken(s: AsyncSession, collection: str, value: str, owner: Patient) -> bool:
+    used = (
+        await s.execute(
+            select(PatientPseudonym.original_id, PatientPseudonym.issuer).where(
+                PatientPseudonym.collection == collection, PatientPseudonym.pseudonym == value
+            )
         )
-    )
-    if used is not None and used != owner:
+    ).first()
+    if used is not None and (used[0], used[1]) != owner:
         return True
     mapped = await s.scalar(
         select(IdMapEntry.id_old).where(
             IdMapEntry.collection == collection, IdMapEntry.id_new == value
         )
     )
-    return mapped is not None and mapped != owner
+    return mapped is not None and mapped != owner[0]
 
 
 async def resolve_pseudonym(
-    db: Database, collection: str, original_id: str, require_id_map: bool
+    db: Database, collection: str, original_id: str, require_id_map: bool, issuer: str = ""
 ) -> Pseudonym:
     """The patient's pseudonym: the one already given, else the ID map's entry, else (when
     the profile does not require a map) the next generated ``<collection>-NNNN``.
 
+    A patient is ``original_id`` under ``issuer`` (IssuerOfPatientID): the same ID from
+    two issuers gets two pseudonyms. ID map rows name a PatientID alone; when two issuers
+    share one, the patient who comes second is held (the value is taken).
+
     Allocation is safe under concurrency: unique constraints on (collection, seq) and
     (collection, pseudonym) make a racing transaction fail, and it starts again.
     """
+    owner: Patient = (original_id, issuer)
     for _ in range(_ALLOCATION_ATTEMPTS):
         try:
             async with db.session() as s, s.begin():
-                row = await s.get(PatientPseudonym, (collection, original_id))
+                row = await s.get(PatientPseudonym, (collection, original_id, issuer))
                 if row is not None:
                     return Pseudonym(row.pseudonym)
                 mapped = await s.get(IdMapEntry, (collection, original_id))
                 if mapped is not None:
-                    if await _taken(s, collection, mapped.id_new, original_id):
+                    if await _taken(s, collection, mapped.id_new, owner):
                         return Pseudonym(None, domain.id_map_value_taken(mapped.id_new))
                     value, seq, source = mapped.id_new, None, "idmap"
                 elif require_id_map:
@@ -78,7 +88,7 @@ async def resolve_pseudonym(
                     )
                     seq = (top or 0) + 1
                     value = domain.generated_pseudonym(collection, seq)
-                    while await _taken(s, collection, value, original_id):
+                    while await _taken(s, collection, value, owner):
                         seq += 1
                         value = domain.generated_pseudonym(collection, seq)
                     source = "generated"
@@ -86,6 +96,7 @@ async def resolve_pseudonym(
                     PatientPseudonym(
                         collection=collection,
                         original_id=original_id,
+                        issuer=issuer,
                         pseudonym=value,
                         seq=seq,
                         source=source,
@@ -106,24 +117,25 @@ class PseudonymCache:
     a series of hundreds of instances then costs one allocation transaction."""
 
     size: int = _CACHE_SIZE
-    _known: dict[tuple[str, str], str] = field(default_factory=dict)
+    _known: dict[tuple[str, Patient], str] = field(default_factory=dict)
 
-    def get(self, collection: str, original_id: str) -> str | None:
-        return self._known.get((collection, original_id))
+    def get(self, collection: str, patient: Patient) -> str | None:
+        return self._known.get((collection, patient))
 
-    def put(self, collection: str, original_id: str, pseudonym: str) -> None:
+    def put(self, collection: str, patient: Patient, pseudonym: str) -> None:
         if len(self._known) >= self.size:
             self._known.clear()
-        self._known[(collection, original_id)] = pseudonym
+        self._known[(collection, patient)] = pseudonym
 
 
 async def pseudonym_for(
-    deid: Deid, collection: str, original_id: str, require_id_map: bool
+    deid: Deid, collection: str, patient: Patient, require_id_map: bool
 ) -> Pseudonym:
-    known = deid.pseudonyms.get(collection, original_id)
+    known = deid.pseudonyms.get(collection, patient)
     if known is not None:
         return Pseudonym(known)
-    found = await resolve_pseudonym(deid.db, collection, original_id, require_id_map)
+    original_id, issuer = patient
+    found = await resolve_pseudonym(deid.db, collection, original_id, require_id_map, issuer)
     if found.value is not None:
-        deid.pseudonyms.put(collection, original_id, found.value)
+        deid.pseudonyms.put(collection, patient, found.value)
     return found
