@@ -108,14 +108,14 @@ def consumers(deid: Deid) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Deid]:
     # the routes name ``Deid`` (api/deps.py), so they are imported once it exists
-    from services.deid.api import holds, idmap, instances, profiles
+    from services.deid.api import holds, idmap, instances, profiles, scans
 
     return ServiceSpec(
         name="deid",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(profiles.router, idmap.router, holds.router, instances.router),
+        routers=(profiles.router, idmap.router, holds.router, instances.router, scans.router),
         consumers=consumers,
         on_start=on_start,
         cpu_workers=True,

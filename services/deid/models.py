@@ -131,6 +131,11 @@ class Instance(Base):
     sop_class_uid: Mapped[str] = mapped_column(String(64), default="")
     modality: Mapped[str] = mapped_column(String(16), default="")
     curation_key: Mapped[str] = mapped_column(String(512))
+    #: the original in quarantine, which the residual-PHI scan compares the output with
+    #: (None for instances de-identified before it was recorded)
+    quarantine_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    #: how many residual-PHI findings the last scan reported
+    findings: Mapped[int] = mapped_column(Integer, default=0)
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     profile_version: Mapped[int] = mapped_column(Integer)

@@ -84,6 +84,10 @@ _UID_KEYWORDS = (
 )
 
 
+#: Elements naming the equipment's maker, never a person or a place.
+_VENDOR_KEYWORDS = ("Manufacturer", "ManufacturerModelName")
+
+
 @dataclass(frozen=True)
 class Finding:
     """An identifier of the original record found in the output: where and of what kind."""
@@ -102,6 +106,10 @@ class Identifiers:
     uids: set[str] = field(default_factory=set)
     institutions: set[str] = field(default_factory=set)
     stations: set[str] = field(default_factory=set)
+    #: folded texts that stand in an output by design and are masked before matching:
+    #: the vendor's names (an institution called like its scanner's maker identifies no
+    #: one); the scan adds the pseudonym and the collection name
+    allowed: set[str] = field(default_factory=set)
 
     def empty(self) -> bool:
         return not (
@@ -173,6 +181,8 @@ def identifiers_of(original: Dataset, retained: Collection[str] = ()) -> Identif
             found.institutions.update(fold(v) for v in _values(elem) if len(v) >= MIN_ID_CHARS)
         elif keyword == "StationName" and not retain_device:
             found.stations.update(fold(v) for v in _values(elem) if len(v) >= MIN_ID_CHARS)
+        elif keyword in _VENDOR_KEYWORDS:
+            found.allowed.update(fold(v) for v in _values(elem))
     meta = getattr(original, "file_meta", None)
     if meta is not None and not retain_uids and "MediaStorageSOPInstanceUID" in meta:
         found.uids.update(_values(meta["MediaStorageSOPInstanceUID"]))
@@ -245,12 +255,21 @@ def _texts(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, str]]:
             yield _path(prefix, elem), fold(v)
 
 
-def scan(output: Dataset, identifiers: Identifiers, *, key: str = "") -> list[Finding]:
+def scan(
+    output: Dataset, identifiers: Identifiers, *, key: str = "", allowed: Iterable[str] = ()
+) -> list[Finding]:
     """Every place of ``output`` (and of its object ``key``) where one of the original
-    record's identifiers still stands, one finding per (path, kind)."""
+    record's identifiers still stands, one finding per (path, kind).
+
+    ``allowed`` names texts the output carries by design — the patient's pseudonym and the
+    collection's name: an identifier seen only inside one of them (a name component
+    ``demo`` inside the pseudonym ``IMARC-Demo-0001``) is not a finding.
+    """
     if identifiers.empty():
         return []
     needles = _needles(identifiers)
+    masks = sorted({fold(a) for a in allowed if a} | identifiers.allowed, key=len, reverse=True)
+    mask = re.compile("|".join(re.escape(m) for m in masks)) if masks else None
     found: dict[tuple[str, str], Finding] = {}
     sources: Iterable[tuple[str, str]] = _texts(output)
     if key:
@@ -259,6 +278,8 @@ def scan(output: Dataset, identifiers: Identifiers, *, key: str = "") -> list[Fi
     if meta is not None:
         sources = [*sources, *((f"meta.{p}", t) for p, t in _texts(meta))]
     for path, text in sources:
+        if mask is not None:
+            text = mask.sub(" ", text)
         for kind, pattern in needles:
             if (path, kind) not in found and pattern.search(text):
                 found[(path, kind)] = Finding(path, kind)

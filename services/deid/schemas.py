@@ -96,3 +96,11 @@ class InstanceAudit(BaseModel):
     deidentified_at: datetime
     released_by: str | None = None
     entries: list[AuditEntryOut]
+
+
+class ScanOut(BaseModel):
+    """A collection scanned again for residual PHI (the findings are qc's to show)."""
+
+    instances: int
+    findings: int
+    skipped: int = 0

@@ -19,8 +19,9 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from services.common.dicom_json import header_json
 from services.common.store import ObjectStore, StoredObject, open_store
-from services.deid import domain
+from services.deid import domain, phiscan
 from services.deid.engine import DeidentificationError, Request, Result, deidentify
 
 _IDENTITY_TAGS = [
@@ -29,6 +30,10 @@ _IDENTITY_TAGS = [
     "StudyInstanceUID",
     "RecognizableVisualFeatures",
 ]
+
+
+#: A residual-PHI finding: (element path, kind of identifier) — never the value.
+Finding = tuple[str, str]
 
 
 class ChecksumMismatch(Exception):
@@ -81,17 +86,40 @@ def inspect(raw: bytes, sha256: str) -> Identity:
     )
 
 
+def residual_phi(raw: bytes, output: bytes, retained: frozenset[str], key: str) -> list[Finding]:
+    """Where the output (and its object ``key``) still carries an identifier of its own
+    original record, given the options the profile ``retained`` on purpose. The
+    pseudonym and the collection name (the first part of the key) are there by design."""
+    original = dcmread(io.BytesIO(raw), stop_before_pixels=True)
+    looked_for = phiscan.identifiers_of(original, retained)
+    out = dcmread(io.BytesIO(output))
+    allowed = (str(out.get("PatientID", "") or ""), key.split("/", 1)[0])
+    found = phiscan.scan(out, looked_for, key=key, allowed=allowed)
+    return [(f.path, f.kind) for f in found]
+
+
 def deidentify_object(
     raw: bytes, fields: dict[str, Any], to: Destination
-) -> tuple[Result, StoredObject | None]:
-    """De-identify ``raw`` and write the result to the curation zone.
+) -> tuple[Result, StoredObject | None, list[Finding]]:
+    """De-identify ``raw``, write the result to the curation zone and scan it for
+    residual PHI against ``raw``.
 
-    Returns the engine's result without its bytes, and the stored curation object (None
-    when the engine held the instance).
+    Returns the engine's result without its bytes, the stored curation object (None when
+    the engine held the instance) and the scan's findings.
     """
     result = deidentify(Request(raw=raw, **fields))
     if result.held_reason or result.data is None:
-        return replace(result, data=None), None
+        return replace(result, data=None), None, []
     key = domain.curation_key(fields["collection"], result.deidentified)
     stored = _store(to.store_url, to.fsync).put_sync("curation", key, result.data)
-    return replace(result, data=None), stored
+    findings = residual_phi(raw, result.data, fields["profile"].options, key)
+    return replace(result, data=None), stored, findings
+
+
+def rescan(
+    original: bytes, curated: bytes, retained: frozenset[str], key: str
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Scan a curated object against its original again; returns the findings and the
+    curated header (DICOM JSON) the announcement carries."""
+    findings = residual_phi(original, curated, retained, key)
+    return findings, header_json(dcmread(io.BytesIO(curated), stop_before_pixels=True))

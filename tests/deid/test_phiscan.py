@@ -103,3 +103,20 @@ def test_every_written_form_of_a_date_is_recognised() -> None:
         clean = Dataset()
         clean.AdditionalPatientHistory = f"dob {written}."
         assert _kinds(scan(clean, identifiers_of(original))) == {"date"}, written
+
+
+def test_the_pseudonym_collection_and_vendor_names_are_not_findings() -> None:
+    original = Dataset()
+    original.PatientName = "SYNTHETIC^DEMO"
+    original.InstitutionName = "TOSHIBA"
+    original.Manufacturer = "TOSHIBA_MEC"
+    clean = Dataset()
+    clean.PatientID = "IMARC-Demo-0001"
+    clean.Manufacturer = "TOSHIBA_MEC"
+    key = "IMARC-Demo/2.25.1/2.25.2/2.25.3.dcm"
+    allowed = ("IMARC-Demo-0001", "IMARC-Demo")
+    assert scan(clean, identifiers_of(original), key=key, allowed=allowed) == []
+    # the same words anywhere else still are
+    clean.ImageComments = "demo scan at Toshiba"
+    found = scan(clean, identifiers_of(original), key=key, allowed=allowed)
+    assert found == [Finding("00204000", "institution"), Finding("00204000", "name")]

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import BrokenExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +24,12 @@ from services.common.events import (
     InstanceDeidentified,
     InstanceReceived,
     ObjectRef,
+    ResidualFinding,
 )
 from services.common.messaging import UnitOfWork
 from services.common.metrics import DEID_SECONDS, INSTANCES_DEIDENTIFIED
 from services.common.persistence import upsert
-from services.common.store import ObjectNotFound
+from services.common.store import ObjectNotFound, StoredObject
 from services.deid import domain, worker
 from services.deid.engine import DeidentificationError, Profile, Result, date_offset_days
 from services.deid.models import Hold, Instance, UidMapping
@@ -37,7 +39,6 @@ from services.deid.service.pseudonyms import pseudonym_for
 from services.deid.service.studies import study_owner
 
 if TYPE_CHECKING:
-    from services.common.store import StoredObject
     from services.deid.bootstrap import Deid
 
 log = logging.getLogger("imarc.deid")
@@ -97,7 +98,9 @@ async def process_received(
     }
     started = time.perf_counter()
     try:
-        result, stored = await deid.run_cpu(worker.deidentify_object, raw, fields, deid.destination)
+        result, stored, findings = await deid.run_cpu(
+            worker.deidentify_object, raw, fields, deid.destination
+        )
     except BrokenExecutor:
         raise  # the pool died, not the file: retry on a fresh delivery
     except Exception as e:
@@ -110,9 +113,19 @@ async def process_received(
         if identity.recognizable and not reason.startswith(domain.BURNED_IN_PHI):
             reason = domain.recognizable_features_reason(reason)
         return await hold(reason)
-    return await _record_deidentified(
-        deid, consumer, event, received, profile, pseudonym.value, result, stored, released_by
-    )
+    deidentified = Deidentified(profile, pseudonym.value, result, stored, findings)
+    return await _record_deidentified(deid, consumer, event, received, deidentified, released_by)
+
+
+@dataclass(frozen=True)
+class Deidentified:
+    """What the workers made of one instance."""
+
+    profile: Profile
+    pseudonym: str
+    result: Result
+    stored: StoredObject
+    findings: list[worker.Finding]
 
 
 async def _record_deidentified(
@@ -120,13 +133,11 @@ async def _record_deidentified(
     consumer: str,
     event: Event,
     received: InstanceReceived,
-    profile: Profile,
-    pseudonym: str,
-    result: Result,
-    stored: StoredObject,
+    done: Deidentified,
     released_by: str | None,
 ) -> Outcome:
     instance_id, collection = received.instance_id, received.collection
+    profile, pseudonym, result, stored = done.profile, done.pseudonym, done.result, done.stored
     ref = ObjectRef(zone="curation", key=stored.key, size=stored.size, sha256=stored.sha256)
     ids = result.deidentified
     current = True
@@ -147,6 +158,8 @@ async def _record_deidentified(
             "sop_class_uid": ids.get("SOPClassUID") or "",
             "modality": ids.get("Modality") or "",
             "curation_key": stored.key,
+            "quarantine_key": received.object.key,
+            "findings": len(done.findings),
             "size": stored.size,
             "sha256": stored.sha256,
             "profile_version": profile.version,
@@ -165,7 +178,7 @@ async def _record_deidentified(
         ]
         await upsert(s, UidMapping, mappings, key=("collection", "old"))
         await s.execute(delete(Hold).where(Hold.instance_id == instance_id))
-        done = InstanceDeidentified(
+        announced = InstanceDeidentified(
             instance_id=instance_id,
             collection=collection,
             site=received.site,
@@ -178,8 +191,9 @@ async def _record_deidentified(
             modality=ids.get("Modality") or "",
             header=result.header_json,
             profile_version=profile.version,
+            findings=[ResidualFinding(path=p, kind=k) for p, k in done.findings],
         )
-        return [done.event(deid.source, subject=instance_id)]
+        return [announced.event(deid.source, subject=instance_id)]
 
     applied = await deid.messaging.apply_once(consumer, event, effect)
     if not (applied and current):
