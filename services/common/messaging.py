@@ -192,6 +192,7 @@ class Messaging:
         """The embedded bus's way: hand events off without waiting for their consumers,
         and mark each batch sent once every consumer is done with it. At most
         ``inflight`` events are out at once (memory stays bounded)."""
+        finished: list[int] = []  # marked sent together, in one statement
         while self._handed and (
             self._handed[0][0].done() or sum(len(b[1]) for b in self._handed) >= inflight
         ):
@@ -204,8 +205,12 @@ class Messaging:
                 log.exception("delivery from the outbox of %s failed; resending", self.service)
                 self._handed.clear()
                 self._after = 0
+                if finished:  # these were done with
+                    await self._mark_sent(finished)
                 return 0
-            await self._mark_sent(seqs)
+            finished += seqs
+        if finished:
+            await self._mark_sent(finished)
         rows = await self._unsent(limit, after=self._after)
         if not rows:
             return 0
@@ -248,7 +253,7 @@ class Messaging:
         except Exception:  # pruning is housekeeping: the relay goes on
             log.warning("pruning the outbox of %s failed", self.service, exc_info=True)
 
-    async def run_relay(self, idle: float = 1.0) -> None:
+    async def run_relay(self, idle: float = 1.0, limit: int = 500) -> None:
         OWNER.set(self.service)
         handing = hasattr(self.bus, "handoff")
         self._handed.clear()
@@ -257,15 +262,15 @@ class Messaging:
             await self._prune_now_and_then()
             self._wake.clear()
             try:
-                sent = await (self._relay_handed() if handing else self.relay_once())
+                sent = await (self._relay_handed(limit) if handing else self.relay_once(limit))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay of %s failed; retrying", self.service)
                 await asyncio.sleep(idle)
                 continue
-            if sent:
-                continue
+            if sent >= limit:  # more may be waiting; fewer means the outbox was drained
+                continue  # (a commit since the wake was cleared sets it again)
             waits: list[Any] = [asyncio.ensure_future(self._wake.wait())]
             if self._handed:  # or until the oldest handed-off batch is done with
                 waits.append(self._handed[0][0])
