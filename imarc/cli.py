@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from imarc import cli_dlq, cli_download, cli_mirror, cli_run
+from imarc import cli_dlq, cli_download, cli_mirror, cli_run, cli_submit
 from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
 from imarc.local import admin_credentials_for, candidate_dirs
 
@@ -73,6 +71,7 @@ app.command()(cli_run.migrate)
 app.command()(cli_run.stack)
 app.command("download")(cli_download.download)
 app.command("mirror")(cli_mirror.mirror)
+app.command("submit")(cli_submit.submit)
 
 
 # -- using -----------------------------------------------------------------------
@@ -229,88 +228,6 @@ def collections_list(ctx: typer.Context) -> None:
             c.get("description", ""),
         )
     out.print(table)
-
-
-def _walk(paths: list[Path]) -> list[tuple[Path, str]]:
-    files: list[tuple[Path, str]] = []
-    for p in paths:
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and not f.name.startswith("."):
-                    files.append((f, str(f.relative_to(p.parent))))
-        elif p.is_file():
-            files.append((p, p.name))
-        else:
-            fail(f"{p} does not exist")
-    return files
-
-
-def _batches(
-    files: list[tuple[Path, str]], max_files: int, max_bytes: int
-) -> list[list[tuple[Path, str]]]:
-    batches: list[list[tuple[Path, str]]] = []
-    cur: list[tuple[Path, str]] = []
-    size = 0
-    for f in files:
-        n = f[0].stat().st_size
-        if cur and (len(cur) >= max_files or size + n > max_bytes):
-            batches.append(cur)
-            cur, size = [], 0
-        cur.append(f)
-        size += n
-    if cur:
-        batches.append(cur)
-    return batches
-
-
-@app.command()
-def submit(
-    ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders of DICOM.")],
-    collection: Annotated[str, typer.Option(help="Collection to submit to.")],
-    site: Annotated[str, typer.Option(help="Submitting site.")] = "",
-    parallel: Annotated[int, typer.Option(help="Uploads in flight.")] = 2,
-    batch_files: Annotated[int, typer.Option(help="Files per request.")] = 32,
-) -> None:
-    """Upload every file under PATHS; exit 0 only if every file was accepted."""
-    api = api_client(ctx)
-    files = _walk(paths)
-    if not files:
-        fail("no files found under " + ", ".join(str(p) for p in paths))
-    total = sum(f[0].stat().st_size for f in files)
-    batches = _batches(files, batch_files, 64 * 1024 * 1024)
-    accepted = 0
-    held: list[tuple[str, str]] = []
-    url = f"/api/intake/collections/{collection}/instances"
-    params = {"site": site} if site else {}
-
-    def send(batch: list[tuple[Path, str]]) -> tuple[dict[str, Any], int]:
-        parts = [("file", (name, path.read_bytes(), "application/dicom")) for path, name in batch]
-        resp = api.request("POST", url, params=params, files=parts, attempts=ATTEMPTS)
-        return resp.json(), sum(p.stat().st_size for p, _ in batch)
-
-    with (
-        Progress(
-            TextColumn("[bold]uploading[/bold] {task.fields[files]} files"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=Console(stderr=True),
-            transient=not sys.stderr.isatty(),
-        ) as progress,
-        ThreadPoolExecutor(max(1, parallel)) as pool,
-    ):
-        task = progress.add_task("upload", total=total, files=len(files))
-        for result, size in pool.map(send, batches):
-            accepted += int(result.get("accepted_count", len(result.get("accepted", []))))
-            held += [(h["filename"], h["reason"]) for h in result.get("held", [])]
-            progress.advance(task, size)
-    out.print(f"accepted: {accepted}")
-    out.print(f"held: {len(held)}")
-    for name, reason in held:
-        out.print(f"  held {name}: {reason}", highlight=False)
-    if held:
-        raise typer.Exit(1)
 
 
 @app.command()

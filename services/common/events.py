@@ -108,6 +108,8 @@ class InstanceHeld(Payload):
     filename: str = ""
     stage: Literal["intake", "deid"]
     reason: str
+    #: a short, fixed label of the reason (e.g. patient_conflict, burned_in_phi)
+    code: str = ""
 
 
 class ResidualFinding(BaseModel):

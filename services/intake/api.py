@@ -34,6 +34,7 @@ from services.intake.schemas import (
     HeldInstanceOut,
     SubmissionOut,
 )
+from services.intake.service import submissions
 
 MAX_FILES = 100_000
 ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "application/x-zip"})
@@ -174,6 +175,9 @@ def router(ctx: ServiceContext) -> APIRouter:
         request: Request,
         principal: AuthenticatedPrincipal,
         site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
+        submission: Annotated[
+            str, Query(max_length=32, description="add the files to this submission")
+        ] = "",
     ) -> SubmissionOut:
         """Submit DICOM files: each is accepted into quarantine or held with its reason."""
         if ctx.settings.site_role != "primary":
@@ -184,10 +188,15 @@ def router(ctx: ServiceContext) -> APIRouter:
         if not principal.can_submit(name, site):
             what = f"submit to collection {name}" + (f" for site {site}" if site else "")
             raise forbid(what)
+        if submission:
+            async with ctx.db.session() as s:
+                await submissions.for_upload(s, submission, name, principal)
         async with AsyncExitStack() as stack:
             uploads = await _uploads(request, stack, Limits.of(ctx.settings))
             try:
-                result = await handlers.receive(ctx, name, site, principal.subject, uploads)
+                result = await handlers.receive(
+                    ctx, name, site, principal.subject, uploads, submission or None
+                )
             except handlers.StoreUnavailable:
                 raise HTTPException(
                     503,

@@ -45,6 +45,7 @@ from services.intake.models import (
     ReceivedInstance,
     Submission,
 )
+from services.intake.service import audit, stages, submissions
 
 log = logging.getLogger("imarc.intake")
 
@@ -277,7 +278,12 @@ class ByteBudget:
 
 
 async def receive(
-    ctx: ServiceContext, collection: str, site: str, submitted_by: str, uploads: Sequence[Upload]
+    ctx: ServiceContext,
+    collection: str,
+    site: str,
+    submitted_by: str,
+    uploads: Sequence[Upload],
+    submission_id: str | None = None,
 ) -> SubmissionResult:
     """Take a submission's files into quarantine.
 
@@ -336,8 +342,8 @@ async def receive(
         log.error("quarantine writes for %s failed: %s", collection, refused.exceptions[0])
         raise refused.exceptions[0] from eg
     files = [f for f in outcomes if f is not None]
-    result = SubmissionResult(uuid.uuid4().hex, collection, site, files)
-    await _record(ctx, result, submitted_by)
+    result = SubmissionResult(submission_id or uuid.uuid4().hex, collection, site, files)
+    await _record(ctx, result, submitted_by, joins=submission_id is not None)
     for f in result.files:
         if isinstance(f.verdict, domain.Held):
             INSTANCES_HELD.labels("intake", f.verdict.code).inc()
@@ -346,18 +352,30 @@ async def receive(
     return result
 
 
-async def _record(ctx: ServiceContext, result: SubmissionResult, submitted_by: str) -> None:
+async def _record(
+    ctx: ServiceContext, result: SubmissionResult, submitted_by: str, *, joins: bool = False
+) -> None:
     now = datetime.now(UTC)
     latest: dict[str, FileOutcome] = {}
     for f in result.accepted:
         if f.instance_id not in latest or f.written > latest[f.instance_id].written:
             latest[f.instance_id] = f
+    async with ctx.db.session() as s:
+        before = await _stored_versions(s, list(latest))
     received: list[dict[str, Any]] = []
     events: list[Event] = []
+    states: list[stages.Stage] = []
+    replaced: list[FileOutcome] = []
     for f in result.files:
         accepted = f.accepted
         if accepted is not None and latest[f.instance_id] is f:
             assert f.obj is not None
+            previous = before.get(f.instance_id)
+            if previous == f.obj.sha256:
+                continue  # the very same bytes again: nothing changes, wherever it has got to
+            if previous is not None:
+                replaced.append(f)
+            states.append(stages.Stage(f.instance_id, result.collection, stages.RECEIVED))
             received.append(_received_row(result, f, accepted, now))
             events.append(
                 InstanceReceived(
@@ -372,6 +390,16 @@ async def _record(ctx: ServiceContext, result: SubmissionResult, submitted_by: s
             )
         elif accepted is None:
             assert isinstance(f.verdict, domain.Held)
+            states.append(
+                stages.Stage(
+                    f.instance_id,
+                    result.collection,
+                    stages.HELD,
+                    "intake",
+                    f.verdict.code,
+                    f.verdict.reason,
+                )
+            )
             events.append(
                 InstanceHeld(
                     instance_id=f.instance_id,
@@ -380,27 +408,57 @@ async def _record(ctx: ServiceContext, result: SubmissionResult, submitted_by: s
                     filename=f.filename,
                     stage="intake",
                     reason=f.verdict.reason,
+                    code=f.verdict.code,
                 ).event(ctx.source, subject=f.instance_id)
             )
     held = [_held_row(result, f, now) for f in result.held]
 
+    members = [(f.instance_id, f.filename) for f in result.files]
     async with ctx.messaging.transaction() as tx:
         s = tx.session
-        await s.execute(
-            insert(Submission).values(
-                id=result.submission_id,
-                collection=result.collection,
-                site=result.site,
-                submitted_by=submitted_by,
-                received_at=now,
-                accepted_count=len(result.accepted),
-                held_count=len(held),
+        if not joins:
+            await s.execute(
+                insert(Submission).values(
+                    id=result.submission_id,
+                    collection=result.collection,
+                    site=result.site,
+                    submitted_by=submitted_by,
+                    received_at=now,
+                    updated_at=now,
+                    accepted_count=0,
+                    held_count=0,
+                    files=0,
+                )
             )
+        await submissions.add_files(
+            s,
+            result.submission_id,
+            files=len(result.files),
+            accepted=len(result.accepted),
+            held=len(held),
+            members=members,
         )
         if received:
             await s.execute(_upsert_received(ctx.db.is_sqlite), received)
         if held:
             await s.execute(insert(HeldInstance), held)
+        await stages.record(s, states, now)
+        if replaced:
+            await audit.record(
+                s,
+                [
+                    audit.Entry(
+                        actor=submitted_by,
+                        action="replaced",
+                        collection=result.collection,
+                        instance_id=f.instance_id,
+                        submission_id=result.submission_id,
+                        detail=f"a new version arrived as {f.filename}",
+                    )
+                    for f in replaced
+                ],
+                now,
+            )
         tx.emit(*events)
 
 
@@ -441,6 +499,7 @@ def _held_row(result: SubmissionResult, f: FileOutcome, now: datetime) -> dict[s
         "size": f.obj.size if f.obj else 0,
         "sha256": f.obj.sha256 if f.obj else "",
         "reason": f.verdict.reason,
+        "code": f.verdict.code,
         "received_at": now,
     }
 
@@ -462,6 +521,19 @@ def _upsert_received(is_sqlite: bool) -> Any:
             "times_received": ReceivedInstance.times_received + 1,
         },
     )
+
+
+async def _stored_versions(session: AsyncSession, ids: list[str]) -> dict[str, str]:
+    """The sha256 of the version in quarantine of each of these instances, if any."""
+    found: dict[str, str] = {}
+    for start in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(ReceivedInstance.instance_id, ReceivedInstance.sha256).where(
+                ReceivedInstance.instance_id.in_(ids[start : start + 500])
+            )
+        )
+        found.update({iid: sha for iid, sha in rows})
+    return found
 
 
 # -- reading ---------------------------------------------------------------------------------

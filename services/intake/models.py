@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import UTCDateTime
@@ -71,6 +71,44 @@ class Submission(Base):
     received_at: Mapped[datetime] = mapped_column(Timestamp)
     accepted_count: Mapped[int]
     held_count: Mapped[int]
+    #: how many files the submitter says it is sending (None: not declared)
+    sent: Mapped[int | None] = mapped_column(nullable=True)
+    #: files the server received for it, over every request, association or STOW call
+    files: Mapped[int] = mapped_column(default=0)
+    #: how the files came: http, dicom (C-STORE) or stow
+    via: Mapped[str] = mapped_column(String(16), default="http")
+    updated_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class SubmissionMember(Base):
+    """An instance a submission sent (or, resumed, found already here): what its counts
+    are made of. An instance sent by two submissions belongs to both."""
+
+    __tablename__ = "submission_members"
+
+    submission_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    filename: Mapped[str] = mapped_column(Text, default="")
+
+
+class InstanceState(Base):
+    """Where one instance is in the pipeline, as intake last learned it: received, held
+    (at intake or de-id, with a reason code and sentence), de-identified or published.
+    De-id's and qc's/catalog's events move it on; ``stage_at`` is the time of what moved
+    it last, so a late event does not move it back."""
+
+    __tablename__ = "instance_states"
+    __table_args__ = (Index("ix_instance_states_collection_stage", "collection", "stage"),)
+
+    instance_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    held_stage: Mapped[str] = mapped_column(String(16), default="")
+    reason_code: Mapped[str] = mapped_column(String(32), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    #: the de-identified SOPInstanceUID (how a published series names it)
+    deid_uid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    stage_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class ReceivedInstance(Base):
@@ -93,7 +131,7 @@ class ReceivedInstance(Base):
     patient_id: Mapped[str] = mapped_column(Text)
     study_instance_uid: Mapped[str] = mapped_column(String(64))
     series_instance_uid: Mapped[str] = mapped_column(String(64))
-    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     sop_class_uid: Mapped[str] = mapped_column(String(64), default="")
     modality: Mapped[str] = mapped_column(String(16), default="")
     first_received_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -119,3 +157,22 @@ class HeldInstance(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(Timestamp)
+    code: Mapped[str] = mapped_column(String(32), default="")
+
+
+class AuditEntry(Base):
+    """What happened to submitted instances beyond their receipt, and who did it: an
+    instance replaced by a new version, released or rejected from quarantine, an
+    association refused. ``detail`` never holds a header value."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_collection_at", "collection", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    collection: Mapped[str] = mapped_column(String(64), default="")
+    instance_id: Mapped[str] = mapped_column(String(32), default="")
+    submission_id: Mapped[str] = mapped_column(String(32), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -84,6 +84,7 @@ EXAMPLES: dict[str, Payload] = {
         filename="series1/broken.dcm",
         stage="deid",
         reason="burned-in annotation suspected (BurnedInAnnotation is YES)",
+        code="burned_in_phi",
     ),
     InstanceDeidentified.TYPE: InstanceDeidentified(
         instance_id="0f1e2d3c4b5a69788796a5b4c3d2e1f0",

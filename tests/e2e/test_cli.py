@@ -106,7 +106,7 @@ def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
         "submit", str(tmp_path / "upload"), "--collection", "CLI-Test", "--site", "site-9", ok=False
     )
     assert sub.returncode == 1, "a held file makes the exit code non-zero"
-    assert "accepted: 1" in sub.stdout and "held: 1" in sub.stdout
+    assert "sent 2, received 2 ✔" in sub.stdout and "held at intake: 1 not_part10" in sub.stdout
     assert "readme.txt" in sub.stdout and "DICOM" in sub.stdout
 
     deadline = time.monotonic() + 60

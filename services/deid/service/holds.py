@@ -103,6 +103,7 @@ async def record_hold(
             filename=received.filename,
             stage="deid",
             reason=reason,
+            code=domain.reason_kind(reason),
         )
         return [held.event(deid.source, subject=received.instance_id)]
 

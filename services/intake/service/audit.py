@@ -1,0 +1,43 @@
+"""intake's audit: instances replaced, released or rejected, associations refused — who,
+when, why. Entries name instances by id and never carry a header value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.intake.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Entry:
+    actor: str
+    action: str
+    collection: str = ""
+    instance_id: str = ""
+    submission_id: str = ""
+    detail: str = ""
+
+
+async def record(session: AsyncSession, entries: Sequence[Entry], at: datetime) -> None:
+    if not entries:
+        return
+    await session.execute(
+        insert(AuditEntry),
+        [
+            {
+                "at": at,
+                "actor": e.actor[:200],
+                "action": e.action,
+                "collection": e.collection,
+                "instance_id": e.instance_id,
+                "submission_id": e.submission_id,
+                "detail": e.detail,
+            }
+            for e in entries
+        ],
+    )
