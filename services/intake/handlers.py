@@ -41,6 +41,7 @@ from services.intake import domain
 from services.intake.models import (
     Collection,
     HeldInstance,
+    InstanceState,
     LicenceRecord,
     ReceivedInstance,
     Submission,
@@ -370,10 +371,10 @@ async def _record(
         accepted = f.accepted
         if accepted is not None and latest[f.instance_id] is f:
             assert f.obj is not None
-            previous = before.get(f.instance_id)
-            if previous == f.obj.sha256:
-                continue  # the very same bytes again: nothing changes, wherever it has got to
-            if previous is not None:
+            previous, stage = before.get(f.instance_id, (None, None))
+            if previous == f.obj.sha256 and stage == stages.PUBLISHED:
+                continue  # the very bytes published: sending them again changes nothing
+            if previous is not None and previous != f.obj.sha256:
                 replaced.append(f)
             states.append(stages.Stage(f.instance_id, result.collection, stages.RECEIVED))
             received.append(_received_row(result, f, accepted, now))
@@ -523,16 +524,18 @@ def _upsert_received(is_sqlite: bool) -> Any:
     )
 
 
-async def _stored_versions(session: AsyncSession, ids: list[str]) -> dict[str, str]:
-    """The sha256 of the version in quarantine of each of these instances, if any."""
-    found: dict[str, str] = {}
+async def _stored_versions(
+    session: AsyncSession, ids: list[str]
+) -> dict[str, tuple[str, str | None]]:
+    """The sha256 and stage of the version in quarantine of each of these instances."""
+    found: dict[str, tuple[str, str | None]] = {}
     for start in range(0, len(ids), 500):
         rows = await session.execute(
-            select(ReceivedInstance.instance_id, ReceivedInstance.sha256).where(
-                ReceivedInstance.instance_id.in_(ids[start : start + 500])
-            )
+            select(ReceivedInstance.instance_id, ReceivedInstance.sha256, InstanceState.stage)
+            .outerjoin(InstanceState, InstanceState.instance_id == ReceivedInstance.instance_id)
+            .where(ReceivedInstance.instance_id.in_(ids[start : start + 500]))
         )
-        found.update({iid: sha for iid, sha in rows})
+        found.update({iid: (sha, stage) for iid, sha, stage in rows})
     return found
 
 

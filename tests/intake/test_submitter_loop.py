@@ -100,6 +100,16 @@ def test_submit_prints_its_id_and_the_servers_count_and_waits_for_deid(
         counts = served.get(f"/api/intake/submissions/{submission_of(done)}").json()
     assert counts["published"] == 5  # intake learned it from qc's series.published
 
+    # the very bytes of a published instance, sent again, change nothing
+    again = httpx.post(
+        f"{served.url}/api/intake/collections/Loop-CT/instances",
+        content=(files / "IM0001.dcm").read_bytes(),
+        headers={"Authorization": f"Bearer {served.token}", "Content-Type": "application/dicom"},
+    )
+    assert again.status_code == 200 and again.json()["accepted_count"] == 1
+    resent = served.get(f"/api/intake/submissions/{again.json()['submission_id']}").json()
+    assert (resent["published"], resent["awaiting_deid"]) == (1, 0), "it stays published"
+
 
 def test_deid_holds_are_listed_and_fail_the_submission(served: Served, tmp_path: Path) -> None:
     files = folder(tmp_path / "study", 3)
