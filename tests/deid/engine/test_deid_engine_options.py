@@ -245,3 +245,25 @@ def test_profile_is_a_frozen_schema_model() -> None:
     assert parsed == profile and parsed.digest() == profile.digest()
     with pytest.raises(ValidationError, match="defacing_modalities"):
         Profile(options=frozenset({"clean_recognizable_visual_features"}))
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (set(), ["113100"]),
+        ({"retain_uids", "retain_long_full_dates"}, ["113100", "113106", "113110"]),
+        (
+            {"retain_institution_identity", "clean_graphics", "clean_structured_content"},
+            ["113100", "113103", "113104", "113112"],
+        ),
+    ],
+)
+def test_every_output_records_the_retained_options(options: set[str], expected: list[str]) -> None:
+    profile = Profile(options=frozenset(options))
+    held = base_ct()
+    held.BurnedInAnnotation = "YES"
+    outputs = [run(phi_ct().raw, profile), run(to_bytes(held), profile, release=True)]
+    for result in outputs:
+        ds = pydicom.dcmread(io.BytesIO(result.data or b""))
+        assert [i.CodeValue for i in ds.DeidentificationMethodCodeSequence] == expected
+        assert ds.PatientIdentityRemoved == "YES"
