@@ -4,6 +4,7 @@ migrations, routes and consumers."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
@@ -26,6 +27,7 @@ from services.deid.service.studies import StudyOwners
 from services.deid.worker import Destination
 
 T = TypeVar("T")
+log = logging.getLogger("imarc.deid")
 
 
 @dataclass
@@ -49,7 +51,10 @@ class Deid:
     profiles: ProfileCache = field(default_factory=ProfileCache)
     pseudonyms: PseudonymCache = field(default_factory=PseudonymCache)
     studies: StudyOwners = field(default_factory=StudyOwners)
+    #: a read replica attaches nothing (the primary's holds arrive by replication)
+    replica: bool = False
     _keys: Keys | None = field(default=None, repr=False)
+    _evidence: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def keys(self) -> Keys:
@@ -80,6 +85,7 @@ def build(ctx: ServiceContext) -> Deid:
         workers=settings.cpu_workers(),
         secret=settings.secret.get_secret_value(),
         uid_root=settings.uid_root,
+        replica=settings.site_role == "replica",
     )
 
 
@@ -91,6 +97,30 @@ async def on_start(deid: Deid) -> None:
             f"deid cannot start: {e}; set IMARC_SECRET (at least 16 characters, the same on "
             "every deid process) and IMARC_UID_ROOT"
         ) from e
+    if not deid.replica:
+        deid._evidence = asyncio.create_task(_attach_evidence(deid), name="deid-ocr-evidence")
+
+
+async def _attach_evidence(deid: Deid, every: float = 5.0) -> None:
+    """Attach OCR evidence to pixel holds off the event path (service/pixel_review.py)."""
+    from services.deid.service.pixel_review import attach_pending_evidence
+
+    while True:
+        try:
+            while await attach_pending_evidence(deid):
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # housekeeping: retried on the next round
+            log.warning("attaching OCR evidence to pixel holds failed; retrying", exc_info=True)
+        await asyncio.sleep(every)
+
+
+async def on_stop(deid: Deid) -> None:
+    if deid._evidence is not None:
+        deid._evidence.cancel()
+        await asyncio.gather(deid._evidence, return_exceptions=True)
+        deid._evidence = None
 
 
 def consumers(deid: Deid) -> Sequence[Consumer]:
@@ -108,15 +138,23 @@ def consumers(deid: Deid) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Deid]:
     # the routes name ``Deid`` (api/deps.py), so they are imported once it exists
-    from services.deid.api import holds, idmap, instances, profiles, scans
+    from services.deid.api import holds, idmap, instances, pixels, profiles, scans
 
     return ServiceSpec(
         name="deid",
         metadata=metadata,
         migrations=Path(__file__).parent / "migrations",
         build=build,
-        routers=(profiles.router, idmap.router, holds.router, instances.router, scans.router),
+        routers=(
+            profiles.router,
+            idmap.router,
+            holds.router,
+            pixels.router,
+            instances.router,
+            scans.router,
+        ),
         consumers=consumers,
         on_start=on_start,
+        on_stop=on_stop,
         cpu_workers=True,
     )

@@ -161,3 +161,8 @@ class Hold(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     held_at: Mapped[datetime] = mapped_column(UTCDateTime())
     event_id: Mapped[str] = mapped_column(String(64))
+    #: OCR evidence for a pixel hold: boxes of burned-in text in its first frame (None: not
+    #: looked at yet)
+    text_boxes: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )

@@ -64,6 +64,16 @@ class IdMapLoaded(BaseModel):
     loaded: int
 
 
+class TextBox(BaseModel):
+    """Where text is burned into a frame, in its pixel coordinates (never the text)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    confidence: float = 0.0
+
+
 class HeldInstance(BaseModel):
     instance_id: str
     #: what is wrong and what to do, as a sentence
@@ -72,6 +82,25 @@ class HeldInstance(BaseModel):
     #: study_two_patients, no_id_map_entry, quarantine_object, unreadable, deid_failed
     code: str = ""
     held_at: datetime
+    filename: str = Field("", description="the file name as submitted")
+    text_boxes: list[TextBox] | None = Field(
+        None,
+        description="pixel holds: boxes of burned-in text OCR found in the first frame "
+        "(null until looked at)",
+    )
+
+
+class Rectangle(BaseModel):
+    left: int = Field(ge=0)
+    top: int = Field(ge=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+
+
+class BlankIn(BaseModel):
+    """Rectangles to blank in every frame before the held instance is de-identified."""
+
+    rectangles: list[Rectangle] = Field(min_length=1, max_length=256)
 
 
 class ReleaseOutcome(BaseModel):

@@ -176,6 +176,50 @@ def test_a_curator_reviews_a_series_slice_by_slice_and_publishes_it(site: Site) 
     assert len(series) == 1 and series[0]["ImageCount"] == 4
 
 
+def test_a_curator_blanks_burned_in_text_of_a_held_image_and_releases_it(site: Site) -> None:
+    need_tool("chromium", "chromium")
+    need_tool("tesseract", "tesseract-ocr")
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.deid.test_pixel_review import screen_capture_with_text
+
+    h = {"Authorization": f"Bearer {site.token}"}
+    name = "Page-SC"
+    r = httpx.post(f"{site.url}/api/intake/collections", headers=h,
+                   json={"name": name, "licence": "CC-BY-4.0", "access": "public"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    raw, _ = screen_capture_with_text()
+    r = httpx.post(f"{site.url}/api/intake/collections/{name}/instances", headers=h,
+                   files=[("file", ("capture.dcm", raw, "application/dicom"))])  # fmt: skip
+    assert r.status_code == 200, r.text
+    held_url = f"{site.url}/api/deid/collections/{name}/held"
+    for _ in range(240):
+        if httpx.get(held_url, headers=h).json():
+            break
+        time.sleep(0.25)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{site.url}/curate/")
+            page.fill("input[name=username]", site.username)
+            page.fill("input[name=password]", site.password)
+            page.click("button[type=submit]")
+            page.get_by_role("link", name=name).click()
+            page.get_by_role("link", name="Review pixels").click()
+            expect(page.locator("#ocr-state")).to_contain_text("text region(s) found",
+                                                               timeout=30_000)  # fmt: skip
+            assert page.locator(".box").count() >= 1
+            page.screenshot(path=str(ARTIFACTS / "6-held-with-text-boxes.png"), full_page=True)
+            page.click("#blank")
+            expect(page.locator("#toast")).to_contain_text("de-identified now", timeout=30_000)
+            expect(page.locator("#held")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "7-released.png"), full_page=True)
+        finally:
+            browser.close()
+    assert httpx.get(held_url, headers=h).json() == []
+
+
 def test_the_page_refuses_a_wrong_password_with_a_sentence(site: Site) -> None:
     need_tool("chromium", "chromium")
     from playwright.sync_api import expect, sync_playwright

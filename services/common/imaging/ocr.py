@@ -140,3 +140,11 @@ def find_text(frame: np.ndarray, *, min_confidence: float = MIN_CONFIDENCE) -> l
         if box.width >= MIN_BOX_SIDE and box.height >= MIN_BOX_SIDE:
             found.append(box)
     return _merge(found)
+
+
+def text_in(shown: bytes) -> list[TextBox]:
+    """Boxes of burned-in text in a frame as a reviewer sees it (an encoded PNG or WebP
+    from :func:`services.common.imaging.render.render_frame`)."""
+    import io
+
+    return find_text(np.asarray(Image.open(io.BytesIO(shown))))

@@ -9,6 +9,7 @@ from services.common.security import AuthenticatedPrincipal
 from services.deid import queries, service
 from services.deid.api.deps import DeidDep, may_curate
 from services.deid.schemas import HeldInstance, ReleaseOutcome
+from services.deid.service import Outcome
 
 router = APIRouter(prefix="/api/deid/collections", tags=["deid"])
 
@@ -19,7 +20,14 @@ async def held(
 ) -> list[HeldInstance]:
     may_curate(principal, collection)
     return [
-        HeldInstance(instance_id=h.instance_id, reason=h.reason, code=h.kind, held_at=h.held_at)
+        HeldInstance(
+            instance_id=h.instance_id,
+            reason=h.reason,
+            code=h.kind,
+            held_at=h.held_at,
+            filename=str(h.received.get("filename") or ""),
+            text_boxes=h.text_boxes,  # type: ignore[arg-type]
+        )
         for h in await queries.holds(deid.db, collection)
     ]
 
@@ -36,8 +44,14 @@ async def release(
             f"instance {instance_id} is not held in {collection}; "
             "list the held instances to find it"
         )
+    return released(outcome)
+
+
+def released(outcome: Outcome) -> ReleaseOutcome:
     if outcome.outcome == "skipped":
-        raise Conflict(f"instance {instance_id} was released or replaced meanwhile; list again")
+        raise Conflict(
+            f"instance {outcome.instance_id} was released or replaced meanwhile; list again"
+        )
     return ReleaseOutcome(
         instance_id=outcome.instance_id,
         outcome=outcome.outcome,

@@ -94,6 +94,7 @@ async def record_hold(
             "received_at": event.time,
             "held_at": datetime.now(UTC),
             "event_id": event.id,
+            "text_boxes": None,  # a new object: its OCR evidence is looked for again
         }
         await upsert(s, Hold, [row], key=("instance_id",))
         held = InstanceHeld(

@@ -202,11 +202,18 @@ async def _record_deidentified(
     return Outcome(instance_id, "deidentified", profile_version=profile.version, object=ref)
 
 
-async def release(deid: Deid, collection: str, instance_id: str, by: str) -> Outcome | None:
+async def release(
+    deid: Deid,
+    collection: str,
+    instance_id: str,
+    by: str,
+    replacement: ObjectRef | None = None,
+) -> Outcome | None:
     """Re-run a held instance (None if it is not held in ``collection``).
 
     A pixel hold is released past the pixel screen — that is what the curator reviewed;
-    any other hold (e.g. a missing ID map entry) is simply tried again.
+    any other hold (e.g. a missing ID map entry) is simply tried again. ``replacement``:
+    the quarantine object to de-identify instead of the one received (pixels blanked).
     """
     async with deid.db.session() as s:
         held = await s.get(Hold, instance_id)
@@ -214,6 +221,8 @@ async def release(deid: Deid, collection: str, instance_id: str, by: str) -> Out
         return None
     payload = dict(held.received)
     payload["release_pixel_hold"] = domain.releases_pixel_hold(held.reason)
+    if replacement is not None:
+        payload["object"] = replacement.model_dump(mode="json")
     event = InstanceReceived.model_validate(payload).event(deid.source, subject=instance_id)
     log.info("%s releases %s (%s)", by, instance_id, held.kind, extra={"service": "deid"})
     return await process_received(deid, RELEASE_CONSUMER, event, released_by=by)

@@ -8,9 +8,7 @@ import io
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pydicom
-from PIL import Image
 from pydicom.dataset import Dataset
 
 from services.common.imaging import ocr
@@ -103,5 +101,4 @@ async def text_boxes(qc: Qc, inst: Instance, frame: int = 0) -> list[ocr.TextBox
     shown = await render(qc, inst, frame, "png")
     if shown.placeholder:
         return []
-    pixels = np.asarray(Image.open(io.BytesIO(shown.data)))
-    return await asyncio.to_thread(ocr.find_text, pixels)
+    return await asyncio.to_thread(ocr.text_in, shown.data)

@@ -152,7 +152,8 @@ async function showCollection(name) {
     <h3>Held in de-identification</h3>
     <table id="held"><thead><tr><th>Instance</th><th>File</th><th>Reason</th><th></th></tr></thead>
     <tbody>${held.map((h) => `<tr><td>${esc(h.instance_id)}</td><td>${esc(h.filename || "")}</td>
-      <td>${esc(h.reason)}</td><td><button data-release="${esc(h.instance_id)}">Release</button></td></tr>`).join("")}</tbody></table>
+      <td>${esc(h.reason)}${h.text_boxes ? ` <span class="${h.text_boxes.length ? "flag" : "muted"}">· OCR: ${h.text_boxes.length} text region(s)</span>` : ""}</td>
+      <td>${h.code === "burned_in_phi" ? `<a class="button" href="#/h/${encodeURIComponent(name)}/${encodeURIComponent(h.instance_id)}">Review pixels</a> ` : ""}<button data-release="${esc(h.instance_id)}">Release</button></td></tr>`).join("")}</tbody></table>
     ${held.length ? "" : `<p class="muted">Nothing held.</p>`}`;
   const shown = () => {
     const st = document.getElementById("f-state").value;
@@ -303,6 +304,77 @@ async function showSeries(uid) {
   await show(0);
 }
 
+// -- one instance held for its pixels -----------------------------------------------------
+
+async function showHeld(collection, instanceId) {
+  const c = encodeURIComponent(collection);
+  const base = `/api/deid/collections/${c}/held/${encodeURIComponent(instanceId)}`;
+  setCrumbs([["#/", "Collections"], [`#/c/${c}`, collection], [`#/h/${c}/${instanceId}`, "held instance"]]);
+  const held = (await api(`/api/deid/collections/${c}/held`)).find((h) => h.instance_id === instanceId);
+  if (!held) { main.innerHTML = `<p class="muted">This instance is no longer held.</p>`; return; }
+  main.innerHTML = `
+    <h2>Held instance <span class="muted">${esc(instanceId)}</span></h2>
+    <p>${esc(held.filename || "")} · ${esc(held.reason)}</p>
+    <div class="row"><div>
+      <div class="viewer" id="viewer"><img id="held-image" alt="held image"></div>
+      <div class="controls">
+        <button class="primary" id="blank">Blank the boxes and release</button>
+        <button id="as-is">Release as it is</button>
+        <span class="muted" id="ocr-state">looking for burned-in text…</span>
+      </div>
+      <p class="muted">Boxes are where OCR found text; drag on the image to add one, click a box to remove it.</p>
+    </div></div>`;
+  const img = document.getElementById("held-image");
+  const r = await api(`${base}/render`, { raw: true });
+  img.src = URL.createObjectURL(await r.blob());
+  await new Promise((ok) => { if (img.complete) ok(); else img.onload = ok; });
+  const scale = () => img.clientWidth / img.naturalWidth;
+  let boxes = [];
+  const draw = () => {
+    for (const b of document.querySelectorAll(".box")) b.remove();
+    boxes.forEach((b, i) => {
+      const d = document.createElement("div");
+      d.className = "box editable";
+      d.title = "click to remove";
+      Object.assign(d.style, { left: `${b.left * scale()}px`, top: `${b.top * scale()}px`,
+        width: `${b.width * scale()}px`, height: `${b.height * scale()}px` });
+      d.addEventListener("click", () => { boxes.splice(i, 1); draw(); });
+      document.getElementById("viewer").appendChild(d);
+    });
+    document.getElementById("blank").disabled = !boxes.length;
+  };
+  try {
+    // OCR's boxes hug the glyphs: blank a little around them
+    const pad = 2, W = img.naturalWidth, H = img.naturalHeight;
+    boxes = (held.text_boxes || await api(`${base}/ocr`)).map(({ left, top, width, height }) => {
+      const x = Math.max(0, left - pad), y = Math.max(0, top - pad);
+      return { left: x, top: y, width: Math.min(W, left + width + pad) - x, height: Math.min(H, top + height + pad) - y };
+    });
+    document.getElementById("ocr-state").textContent = boxes.length ? `${boxes.length} text region(s) found` : "no burned-in text found";
+  } catch (e) { document.getElementById("ocr-state").textContent = e.message; }
+  draw();
+  let start = null;
+  img.addEventListener("mousedown", (ev) => { ev.preventDefault(); start = [ev.offsetX, ev.offsetY]; });
+  img.addEventListener("mouseup", (ev) => {
+    if (!start) return;
+    const [x0, y0] = start.map((v) => v / scale());
+    const [x1, y1] = [ev.offsetX / scale(), ev.offsetY / scale()];
+    start = null;
+    const box = { left: Math.floor(Math.min(x0, x1)), top: Math.floor(Math.min(y0, y1)),
+      width: Math.ceil(Math.abs(x1 - x0)), height: Math.ceil(Math.abs(y1 - y0)) };
+    if (box.width > 1 && box.height > 1) { boxes.push(box); draw(); }
+  });
+  const done = async (path, options) => {
+    try {
+      const out = await api(`${base}/${path}`, options);
+      toast(out.outcome === "deidentified" ? "released: it is de-identified now" : `held again: ${out.reason}`);
+      location.hash = `#/c/${c}`;
+    } catch (e) { toast(e.message); }
+  };
+  document.getElementById("blank").addEventListener("click", () => done("blank", { method: "POST", json: { rectangles: boxes } }));
+  document.getElementById("as-is").addEventListener("click", () => done("release", { method: "POST" }));
+}
+
 // -- routing ------------------------------------------------------------------------------
 
 async function route() {
@@ -313,6 +385,10 @@ async function route() {
     if (hash === "#/login") showLogin();
     else if (hash.startsWith("#/c/")) await showCollection(decodeURIComponent(hash.slice(4)));
     else if (hash.startsWith("#/s/")) await showSeries(decodeURIComponent(hash.slice(4)));
+    else if (hash.startsWith("#/h/")) {
+      const [collection, instanceId] = hash.slice(4).split("/").map(decodeURIComponent);
+      await showHeld(collection, instanceId);
+    }
     else await showCollections();
   } catch (e) {
     main.innerHTML = `<p class="flag">${esc(e.message)}</p>`;
