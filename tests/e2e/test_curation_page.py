@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -116,6 +117,16 @@ def _submit(site: Site, n: int) -> None:
     raise AssertionError(f"the {n} instances were not de-identified in time: {status}")
 
 
+def logged_in(browser: Any, site: Site) -> Any:
+    """A page of the curation site, logged in as the admin through its form."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{site.url}/curate/")
+    page.fill("input[name=username]", site.username)
+    page.fill("input[name=password]", site.password)
+    page.click("button[type=submit]")
+    return page
+
+
 def _non_blank(png: bytes) -> float:
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
     return float(pixels.std())
@@ -130,11 +141,7 @@ def test_a_curator_reviews_a_series_slice_by_slice_and_publishes_it(site: Site) 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{site.url}/curate/")
-            page.fill("input[name=username]", site.username)
-            page.fill("input[name=password]", site.password)
-            page.click("button[type=submit]")
+            page = logged_in(browser, site)
             link = page.get_by_role("link", name=COLLECTION)
             expect(link).to_be_visible(timeout=15_000)
             page.screenshot(path=str(ARTIFACTS / "1-collections.png"), full_page=True)
@@ -200,11 +207,7 @@ def test_a_curator_blanks_burned_in_text_of_a_held_image_and_releases_it(site: S
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{site.url}/curate/")
-            page.fill("input[name=username]", site.username)
-            page.fill("input[name=password]", site.password)
-            page.click("button[type=submit]")
+            page = logged_in(browser, site)
             page.get_by_role("link", name=name).click()
             page.get_by_role("link", name="Review pixels").click()
             expect(page.locator("#ocr-state")).to_contain_text("text region(s) found",

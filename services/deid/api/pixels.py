@@ -3,11 +3,10 @@ where OCR found burned-in text, and release with rectangles blanked."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
+from services.common.imaging.web import IMAGE_RESPONSES, FrameParams, image_response
 from services.common.security import AuthenticatedPrincipal
 from services.deid.api.deps import DeidDep, may_curate
 from services.deid.api.holds import released
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/api/deid/collections", tags=["deid"])
 
 @router.get(
     "/{collection}/held/{instance_id}/render",
-    responses={200: {"content": {"image/png": {}, "image/webp": {}}}},
+    responses=IMAGE_RESPONSES,
     response_class=Response,
 )
 async def render(
@@ -27,19 +26,12 @@ async def render(
     instance_id: str,
     deid: DeidDep,
     principal: AuthenticatedPrincipal,
-    frame: Annotated[int, Query(ge=0, le=100_000)] = 0,
-    format: Literal["png", "webp"] = "png",
-    center: float | None = None,
-    width: Annotated[float | None, Query(gt=0)] = None,
+    q: FrameParams,
 ) -> Response:
-    """A frame of the held original (curators of the collection; never cached publicly)."""
+    """A frame of the held original (curators of the collection; never cached)."""
     may_curate(principal, collection)
-    window = (center, width) if center is not None and width is not None else None
-    out = await pixel_review.render_held(deid, collection, instance_id, frame, format, window)
-    headers = {"Cache-Control": "private, no-store"}
-    if out.placeholder:
-        headers["X-Imarc-Placeholder"] = out.placeholder[:200]
-    return Response(out.data, media_type=out.media_type, headers=headers)
+    out = await pixel_review.render_held(deid, collection, instance_id, q.frame, q.format, q.window)
+    return image_response(out, "private, no-store")
 
 
 @router.get("/{collection}/held/{instance_id}/ocr", response_model=list[TextBox])

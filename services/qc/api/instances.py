@@ -3,11 +3,12 @@ rendered, and where text is burned into them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from services.common.imaging.web import IMAGE_RESPONSES, FrameParams, image_response
 from services.common.security import AuthenticatedPrincipal, forbid
 from services.qc import workspace
 from services.qc.api.deps import QcDep
@@ -57,28 +58,14 @@ async def header(
     return _flatten(inst.header or {})
 
 
-@router.get(
-    "/{instance_id}/render",
-    responses={200: {"content": {"image/png": {}, "image/webp": {}}}},
-    response_class=Response,
-)
+@router.get("/{instance_id}/render", responses=IMAGE_RESPONSES, response_class=Response)
 async def render(
-    instance_id: str,
-    qc: QcDep,
-    principal: AuthenticatedPrincipal,
-    frame: Annotated[int, Query(ge=0, le=100_000)] = 0,
-    format: Literal["png", "webp"] = "png",
-    center: float | None = None,
-    width: Annotated[float | None, Query(gt=0)] = None,
+    instance_id: str, qc: QcDep, principal: AuthenticatedPrincipal, q: FrameParams
 ) -> Response:
     """One frame as an image: the header's window, or ``center``/``width`` when given."""
     inst = await _instance(qc, instance_id, principal)
-    window = (center, width) if center is not None and width is not None else None
-    out = await images.render(qc, inst, frame, format, window)
-    headers = {"Cache-Control": "private, max-age=3600"}
-    if out.placeholder:
-        headers["X-Imarc-Placeholder"] = out.placeholder[:200]
-    return Response(out.data, media_type=out.media_type, headers=headers)
+    out = await images.render(qc, inst, q.frame, q.format, q.window)
+    return image_response(out, "private, max-age=3600")
 
 
 @router.get("/{instance_id}/ocr", response_model=OcrOut)
