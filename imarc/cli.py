@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from imarc import cli_dlq, cli_download, cli_mirror, cli_run, cli_submit
+from imarc import cli_dlq, cli_download, cli_mirror, cli_report, cli_run, cli_submit
 from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
 from imarc.local import admin_credentials_for, candidate_dirs
 
@@ -31,6 +31,7 @@ app.add_typer(collections_app, name="collections")
 app.add_typer(qc_app, name="qc")
 app.add_typer(deid_app, name="deid")
 app.add_typer(cli_dlq.app, name="dlq")
+app.add_typer(cli_report.app, name="report")
 deid_app.add_typer(profile_app, name="profile")
 out = Console(soft_wrap=True)
 #: How often `submit` and `qc publish` send a request the gateway could not pass on.

@@ -145,6 +145,7 @@ def spec() -> ServiceSpec[Auth]:
         me,
         oauth,
         roles,
+        usage,
         users,
     )
 
@@ -164,6 +165,7 @@ def spec() -> ServiceSpec[Auth]:
             clients.router,
             keys.router,
             audit.router,
+            usage.router,
         ),
         consumers=consumers,
         on_start=on_start,

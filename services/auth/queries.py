@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import domain
@@ -34,7 +34,7 @@ from services.auth.schemas import (
     UserOut,
 )
 from services.auth.tokens import utcnow
-from services.common.db import Database
+from services.common.db import Database, dialect_of, month_of
 
 # -- accounts --------------------------------------------------------------------------
 
@@ -254,3 +254,27 @@ async def audit_log(
         stmt = stmt.where(AuditEntry.id < before)
     async with db.session() as s:
         return [AuditOut.model_validate(e, from_attributes=True) for e in await s.scalars(stmt)]
+
+
+async def accounts_by_month(
+    db: Database, start: datetime, end: datetime
+) -> list[tuple[str, int, int]]:
+    """User accounts registered in ``[start, end)`` by calendar month (UTC): (month,
+    registered that month, registered up to the end of that month)."""
+    async with db.session() as s:
+        month = month_of(Account.created_at, dialect_of(s))
+        users = Account.kind == "user"
+        before = await s.scalar(select(func.count()).where(users, Account.created_at < start))
+        rows = (
+            await s.execute(
+                select(month, func.count())
+                .where(users, Account.created_at >= start, Account.created_at < end)
+                .group_by(month)
+                .order_by(month)
+            )
+        ).all()
+    total, out = int(before or 0), []
+    for m, n in rows:
+        total += int(n)
+        out.append((str(m), int(n), total))
+    return out

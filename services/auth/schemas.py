@@ -163,3 +163,9 @@ class AuditOut(BaseModel):
     subject: str
     ip: str
     detail: dict[str, Any]
+
+
+class AccountsMonth(BaseModel):
+    month: str = Field(description="YYYY-MM (UTC)")
+    registered: int = Field(description="user accounts registered that month")
+    total: int = Field(description="user accounts registered up to the end of that month")

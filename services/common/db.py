@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -49,6 +49,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 def dialect_of(session: AsyncSession) -> str:
     """``postgresql`` or ``sqlite``: the backend a session talks to."""
     return str(session.get_bind().dialect.name)
+
+
+def month_of(column: Any, dialect: str) -> Any:
+    """``YYYY-MM`` of a UTC timestamp column, in SQL, on either backend (for reports that
+    count by calendar month)."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
+    return func.strftime("%Y-%m", column)
 
 
 def conflict_insert(dialect: str, table: Any) -> Any:

@@ -53,6 +53,12 @@ DOWNLOADS = Counter("imarc_downloads_total", "Downloads served", ["collection", 
 DOWNLOAD_BYTES = Counter("imarc_download_bytes_total", "Bytes of DICOM served", ["collection"])
 
 
+def collection_label(name: str, access: str) -> str:
+    """A collection as a metric label: its name when public; a limited collection's name
+    is not for everyone who can read the metrics, so it is counted as ``limited``."""
+    return name if access == "public" else "limited"
+
+
 def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

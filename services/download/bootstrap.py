@@ -72,7 +72,15 @@ def consumers(download: Download) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Download]:
     # the routes name ``Download`` (api/deps.py), so they are imported once it exists
-    from services.download.api import baskets, dicomweb, downloads, files, manifests, nbia
+    from services.download.api import (
+        baskets,
+        dicomweb,
+        downloads,
+        files,
+        manifests,
+        nbia,
+        usage,
+    )
 
     return ServiceSpec(
         name="download",
@@ -86,6 +94,7 @@ def spec() -> ServiceSpec[Download]:
             manifests.router,
             files.router,
             dicomweb.router,
+            usage.router,
         ),
         consumers=consumers,
         on_stop=stop,

@@ -70,6 +70,8 @@ class Terms:
     data_usage_policy: str = ""
     #: head/neck imaging from which a face could be reconstructed (limited access)
     face_reconstructable: bool = False
+    #: ``public`` or ``limited``
+    access: str = "public"
 
 
 FACE_NOTICE = (

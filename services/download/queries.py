@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from services.common.db import Database
-from services.common.security import Principal
+from services.common.db import Database, dialect_of, month_of
+from services.common.security import ANONYMOUS, Principal
 from services.download.domain import Image, Terms, nbia_order, new_file_names
 from services.download.models import (
     Basket,
@@ -57,6 +57,7 @@ def terms_of(coll: Collection) -> Terms:
         doi=str(record.get("doi") or ""),
         data_usage_policy=str(record.get("data_usage_policy") or ""),
         face_reconstructable=bool(record.get("face_reconstructable")),
+        access=coll.access,
     )
 
 
@@ -224,3 +225,57 @@ async def readable_in_study(
         uids = list(await s.scalars(q.order_by(Series.series_instance_uid)))
     found = [await readable_series(db, principal, uid, sop_instance_uid) for uid in uids]
     return [r for r in found if r is not None]
+
+
+#: what counts as a download of a whole series, and of one image
+SERIES_KINDS = ("zip", "wado")
+IMAGE_KINDS = ("single",)
+
+
+@dataclass(frozen=True)
+class Usage:
+    #: (collection, month, series downloads, image downloads, bytes)
+    collections: list[tuple[str, str, int, int, int]]
+    #: (month, distinct logged-in users, anonymous downloads)
+    users: list[tuple[str, int, int]]
+
+
+async def usage(
+    db: Database, start: datetime, end: datetime, collections: set[str] | None
+) -> Usage:
+    """Downloads in ``[start, end)`` by collection and calendar month, and distinct
+    downloading users by month (across ``collections``, or all when None)."""
+    d = DownloadRecord
+    in_range = [d.at >= start, d.at < end]
+    if collections is not None:
+        in_range.append(d.collection.in_(sorted(collections)))
+    async with db.session() as s:
+        month = month_of(d.at, dialect_of(s))
+        done = d.complete.is_(True)
+        by_collection = await s.execute(
+            select(
+                d.collection,
+                month,
+                func.count().filter(done, d.kind.in_(SERIES_KINDS)),
+                func.count().filter(done, d.kind.in_(IMAGE_KINDS)),
+                func.coalesce(func.sum(d.bytes), 0),
+            )
+            .where(*in_range)
+            .group_by(d.collection, month)
+            .order_by(month, d.collection)
+        )
+        anonymous = d.subject == ANONYMOUS.subject
+        by_month = await s.execute(
+            select(
+                month,
+                func.count(func.distinct(d.subject)).filter(~anonymous),
+                func.count().filter(anonymous),
+            )
+            .where(*in_range)
+            .group_by(month)
+            .order_by(month)
+        )
+        return Usage(
+            [(c, m, int(sd), int(im), int(b)) for c, m, sd, im, b in by_collection.all()],
+            [(m, int(u), int(a)) for m, u, a in by_month.all()],
+        )

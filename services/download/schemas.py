@@ -85,3 +85,28 @@ class FilesOut(BaseModel):
     notices: dict[str, dict[str, str]] = Field(
         description="per collection: the LICENSE and CITATION every copy carries"
     )
+
+
+class CollectionMonthUsage(BaseModel):
+    collection: str
+    month: str = Field(description="YYYY-MM (UTC)")
+    series_downloads: int = Field(description="complete downloads of a whole series")
+    image_downloads: int = Field(description="complete downloads of single images")
+    bytes: int = Field(description="bytes of DICOM sent, partial downloads included")
+
+
+class MonthUsers(BaseModel):
+    month: str = Field(description="YYYY-MM (UTC)")
+    users: int = Field(description="distinct logged-in accounts that downloaded")
+    anonymous_downloads: int = Field(description="downloads without a login")
+
+
+class UsageOut(BaseModel):
+    """Downloads by collection and month (the figures TCIA reports monthly)."""
+
+    since: str
+    until: str
+    collections: list[CollectionMonthUsage]
+    users: list[MonthUsers] = Field(
+        description="distinct downloading users by month (admins only; empty otherwise)"
+    )

@@ -16,7 +16,7 @@ from sqlalchemy import delete
 from services.common.dicom_json import int_at, text
 from services.common.events import SeriesPublished, SeriesWithdrawn
 from services.common.messaging import UnitOfWork
-from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS
+from services.common.metrics import DOWNLOAD_BYTES, DOWNLOADS, collection_label
 from services.common.persistence import insert_ignore, table_of
 from services.common.projection import record_values
 from services.common.security import Principal
@@ -215,9 +215,10 @@ async def record_download(
 ) -> None:
     """Log a download (also a partial one) and count it in the metrics. A log that
     cannot be written is reported, never turned into a failed download."""
-    DOWNLOAD_BYTES.labels(series.collection).inc(dicom_bytes)
+    label = collection_label(series.collection, series.terms.access)
+    DOWNLOAD_BYTES.labels(label).inc(dicom_bytes)
     if complete:
-        DOWNLOADS.labels(series.collection, kind).inc()
+        DOWNLOADS.labels(label, kind).inc()
     try:
         async with download.uow() as uow:
             uow.session.add(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from services.common.events import PublishedInstance, SeriesPublished, SeriesWithdrawn
-from services.common.metrics import SERIES_PUBLISHED
+from services.common.metrics import SERIES_PUBLISHED, collection_label
 from services.common.security import Principal
 from services.common.store import ObjectNotFound
 from services.qc import queries
@@ -183,7 +183,7 @@ async def publish(
                 ).event(qc.source, subject=uid)
             )
     instances = sum(len(c) for c in copies.values())
-    SERIES_PUBLISHED.labels(collection).inc(len(copies))
+    SERIES_PUBLISHED.labels(collection_label(collection, record.access)).inc(len(copies))
     log.info("published %d series (%d instances) of %s", len(copies), instances, collection)
     return list(copies), instances
 
