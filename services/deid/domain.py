@@ -52,6 +52,7 @@ PROFILE_FIELDS = (
     "pixel_rules",
     "blank_rectangles",
     "keep_tags",
+    "defacing_modalities",
 )
 
 

@@ -42,6 +42,8 @@ class ProfileOut(BaseModel):
     pixel_rules: list[dict[str, Any]]
     blank_rectangles: list[dict[str, Any]]
     keep_tags: list[str]
+    #: modalities a defacing step covers: their faces are not held for review
+    defacing_modalities: list[str] = Field(default_factory=list)
     digest: str
     created_at: datetime | None = None
     created_by: str | None = None
@@ -58,6 +60,7 @@ class ProfileUpdate(BaseModel):
     pixel_rules: list[PixelRuleIn] | None = None
     blank_rectangles: list[BlankRuleIn] | None = None
     keep_tags: list[str] | None = None
+    defacing_modalities: list[str] | None = None
 
 
 class IdMapLoaded(BaseModel):

@@ -9,6 +9,7 @@ import io
 import re
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from pydicom.data import get_testdata_file
 from imarc.synth import SeriesSpec, ct_series
 
 COLLECTION = "E2E-Flow"
+VL_PHOTO = "1.2.840.10008.5.1.4.1.1.77.1.4"
 DATE = re.compile(r"^\d{2}-\d{2}-\d{4}$")
 
 
@@ -44,6 +46,30 @@ def bad_files() -> list[tuple[str, bytes]]:
         ("notes.txt", b"this is not a DICOM file, just some notes\n" * 20),
         ("no-sop.dcm", no_sop.getvalue()),
     ]
+
+
+def held_by_deid(good: list[tuple[str, bytes]]) -> list[tuple[str, bytes, str]]:
+    """Files de-id holds for review, with the code of their reason: a slice of another
+    patient filed into the generated series' study, and a face photograph."""
+    first = pydicom.dcmread(io.BytesIO(good[2][1]))
+    spec = SeriesSpec(
+        patient_id="E2E-PAT-8", patient_name="STRAY^SLICE", slices=1, rows=64, columns=64
+    )
+    stray = pydicom.dcmread(io.BytesIO(next(iter(ct_series(spec)))))
+    stray.StudyInstanceUID = first.StudyInstanceUID
+    photo = pydicom.dcmread(io.BytesIO(next(iter(ct_series(replace(spec, patient_id="E2E-9"))))))
+    photo.SOPClassUID = photo.file_meta.MediaStorageSOPClassUID = VL_PHOTO
+    photo.Modality = "XC"
+    photo.RecognizableVisualFeatures = "YES"
+    out = []
+    for name, ds, code in (
+        ("stray.dcm", stray, "study_two_patients"),
+        ("face.dcm", photo, "recognizable_features"),
+    ):
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        out.append((name, buf.getvalue(), code))
+    return out
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
@@ -118,10 +144,30 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         status_when(lambda s: s.get("deidentified", 0) + s.get("held", 0) == len(good) + len(bad)),
         what="every good file to be de-identified or held",
     )
+    # a second submission: a slice of another patient in the generated series' study, and
+    # a face photograph — both held by de-id with their reasons
+    review = held_by_deid(good)
+    resp = await client.post(
+        f"/api/intake/collections/{COLLECTION}/instances",
+        params={"site": "site-1"},
+        files=[("file", (n, b, "application/dicom")) for n, b, _ in review],
+        headers=admin,
+    )
+    assert resp.status_code == 200 and resp.json()["accepted_count"] == len(review), resp.text
+    everything = len(good) + len(bad) + len(review)
+    await poll(
+        status_when(lambda s: s.get("deidentified", 0) + s.get("held", 0) == everything),
+        what="the second submission to be held",
+    )
     holds = (await client.get(f"/api/deid/collections/{COLLECTION}/held", headers=admin)).json()
-    assert [h["reason"].startswith("possible burned-in PHI") for h in holds] == [True]
+    assert sorted(h["code"] for h in holds) == sorted(
+        ["burned_in_phi", *(code for _, _, code in review)]
+    )
+    assert all(len(h["reason"]) > 40 for h in holds), holds  # a sentence, not a code
+    pixels = next(h for h in holds if h["code"] == "burned_in_phi")
+    assert pixels["reason"].startswith("possible burned-in PHI")
     r = await client.post(
-        f"/api/deid/collections/{COLLECTION}/held/{holds[0]['instance_id']}/release",
+        f"/api/deid/collections/{COLLECTION}/held/{pixels['instance_id']}/release",
         headers=admin,
     )
     assert r.status_code == 200, r.text
@@ -129,8 +175,8 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         status_when(lambda s: s.get("deidentified") == len(good)),
         what="every good file to be de-identified",
     )
-    assert status["received"] == len(good)
-    assert status["held"] == len(bad)
+    assert status["received"] == len(good) + len(review)
+    assert status["held"] == len(bad) + len(review)
     assert status["awaiting_review"] == len(good)
 
     resp = await client.post(

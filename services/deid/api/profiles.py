@@ -25,6 +25,7 @@ def profile_out(row: ProfileVersion) -> ProfileOut:
         pixel_rules=list(body.get("pixel_rules", [])),
         blank_rectangles=list(body.get("blank_rectangles", [])),
         keep_tags=list(body.get("keep_tags", [])),
+        defacing_modalities=list(body.get("defacing_modalities", [])),
         digest=row.digest,
         created_at=row.created_at,
         created_by=row.created_by,

@@ -4,6 +4,7 @@ decide an instance's state."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
@@ -16,7 +17,7 @@ from services.common.messaging import UnitOfWork
 from services.common.metrics import INSTANCES_HELD
 from services.common.persistence import upsert
 from services.deid import domain
-from services.deid.models import Hold, Instance
+from services.deid.models import Hold, Instance, UidMapping
 
 if TYPE_CHECKING:
     from services.deid.bootstrap import Deid
@@ -73,8 +74,13 @@ async def record_hold(
     received: InstanceReceived,
     reason: str,
     require_hold: bool,
+    uid_map: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """Keep the instance in quarantine with ``reason`` and announce it (once per event)."""
+    """Keep the instance in quarantine with ``reason`` and announce it (once per event).
+
+    ``uid_map`` holds the UIDs the engine will give the instance when it is released: they
+    go into the collection's UID map now, so the instance keeps its place (references to
+    it from other instances already map to those UIDs)."""
     current = True
 
     async def effect(uow: UnitOfWork) -> list[Event]:
@@ -97,6 +103,12 @@ async def record_hold(
             "text_boxes": None,  # a new object: its OCR evidence is looked for again
         }
         await upsert(s, Hold, [row], key=("instance_id",))
+        mappings = [
+            {"collection": received.collection, "old": old, "new": new}
+            for old, new in sorted((uid_map or {}).items())
+            if old != new
+        ]
+        await upsert(s, UidMapping, mappings, key=("collection", "old"))
         held = InstanceHeld(
             instance_id=received.instance_id,
             collection=received.collection,

@@ -65,8 +65,8 @@ async def process_received(
             "has not arrived); the event will be retried"
         )
 
-    async def hold(reason: str) -> Outcome:
-        return await record_hold(deid, consumer, event, received, reason, release)
+    async def hold(reason: str, uid_map: dict[str, str] | None = None) -> Outcome:
+        return await record_hold(deid, consumer, event, received, reason, release, uid_map)
 
     try:
         raw = await deid.store.get("quarantine", received.object.key)
@@ -112,7 +112,7 @@ async def process_received(
         reason = result.held_reason or "the engine produced no output"
         if identity.recognizable and not reason.startswith(domain.BURNED_IN_PHI):
             reason = domain.recognizable_features_reason(reason)
-        return await hold(reason)
+        return await hold(reason, result.uid_map)
     deidentified = Deidentified(profile, pseudonym.value, result, stored, findings)
     return await _record_deidentified(deid, consumer, event, received, deidentified, released_by)
 
