@@ -83,6 +83,7 @@ def start_embedded(
         env={
             **os.environ,
             "IMARC_LOG_LEVEL": "WARNING",
+            "IMARC_DICOM_PORT": "0",
             "IMARC_METRICS_PORT": str(metrics_port),
             "IMARC_ACCOUNT_CPU": "1" if account_cpu else "",
         },

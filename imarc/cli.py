@@ -11,7 +11,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from imarc import cli_dlq, cli_download, cli_mirror, cli_report, cli_run, cli_submit
+from imarc import (
+    cli_dlq,
+    cli_download,
+    cli_mirror,
+    cli_quarantine,
+    cli_report,
+    cli_run,
+    cli_sites,
+    cli_submit,
+)
 from imarc.cli_http import DEFAULT_URL, api_client, describe, fail, save_credentials
 from imarc.local import admin_credentials_for, candidate_dirs
 
@@ -32,6 +41,8 @@ app.add_typer(qc_app, name="qc")
 app.add_typer(deid_app, name="deid")
 app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(cli_report.app, name="report")
+app.add_typer(cli_quarantine.app, name="quarantine")
+app.add_typer(cli_sites.app, name="sites")
 deid_app.add_typer(profile_app, name="profile")
 out = Console(soft_wrap=True)
 #: How often `submit` and `qc publish` send a request the gateway could not pass on.
@@ -238,7 +249,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts per stage: received, held, de-identified, awaiting review, published."""
-    s = api_client(ctx).get(f"/api/qc/collections/{collection}/status").json()
+    api = api_client(ctx)
+    s = api.get(f"/api/qc/collections/{collection}/status").json()
     if as_json:
         out.print_json(data=s)
         return
@@ -252,6 +264,10 @@ def status(
     ):
         table.add_row(label, str(s.get(key, 0)))
     out.print(table)
+    held = api.get(f"/api/intake/collections/{collection}/quarantine/counts").json()
+    for stage, reasons in sorted(held.items()):
+        for code, n in sorted(reasons.items()):
+            out.print(f"held at {stage}: {n} {code}")
 
 
 @qc_app.command("publish")

@@ -16,6 +16,10 @@ from services.common.settings import DEFAULT_PORTS, SERVICES, Settings
 out = Console(soft_wrap=True)
 
 
+#: Where `imarc serve dicom` answers its health and readiness probes.
+DICOM_HTTP_PORT = 8090
+
+
 def up(
     host: Annotated[
         str, typer.Option(envvar="IMARC_HOST", help="Address to listen on.")
@@ -34,6 +38,8 @@ def up(
     from services.common.logs import configure
 
     settings = Settings(data_dir=data_dir, host=host, port=port)
+    if "IMARC_DICOM_ENABLED" not in os.environ:  # embedded, the DICOM listener runs too
+        settings = settings.model_copy(update={"dicom_enabled": True})
     configure(settings.log_level, settings.log_json)
     settings = prepare_embedded(settings)
     base = f"http://{host}:{port}"
@@ -42,6 +48,11 @@ def up(
     out.print(f"  NBIA API:  {base}/nbia-api/services/v4/getCollectionValues")
     out.print(f"  API docs:  {base}/docs")
     out.print(f"  metrics:   {metrics_where(settings)}")
+    if settings.dicom_enabled:
+        out.print(
+            f"  DICOM:     AE {settings.dicom_ae_title} on port {settings.dicom_port} "
+            "(imarc sites add … to admit a sender)"
+        )
     out.print(f"  admin credentials: {admin_credentials_path(settings)} (mode 0600)")
     out.print("  log in with: imarc login")
     if demo:
@@ -81,7 +92,9 @@ def serve_app(application: object, settings: Settings, host: str, port: int) -> 
 
 
 def serve(
-    service: Annotated[str, typer.Argument(help=f"One of: {', '.join((*SERVICES, 'gateway'))}.")],
+    service: Annotated[
+        str, typer.Argument(help=f"One of: {', '.join((*SERVICES, 'gateway', 'dicom'))}.")
+    ],
     host: Annotated[str | None, typer.Option(help="Address (default IMARC_HOST).")] = None,
     port: Annotated[
         int | None, typer.Option(help="Port (default IMARC_PORT or the service's).")
@@ -100,13 +113,20 @@ def serve(
 
         application = gateway_app(settings)
         default_port = 8080
+    elif service == "dicom":  # intake with its C-STORE listener; HTTP for probes
+        from imarc.runtime import Runtime
+
+        settings = settings.model_copy(update={"dicom_enabled": True})
+        application = Runtime(settings, ["intake"]).app("imarc dicom")
+        default_port = DICOM_HTTP_PORT
     elif service in SERVICES:
         from imarc.runtime import Runtime
 
         application = Runtime(settings, [service]).app(f"imarc {service}")
         default_port = DEFAULT_PORTS[service]
     else:
-        fail(f"unknown service {service!r}; choose one of {', '.join((*SERVICES, 'gateway'))}")
+        names = ", ".join((*SERVICES, "gateway", "dicom"))
+        fail(f"unknown service {service!r}; choose one of {names}")
     chosen = port or (int(os.environ["IMARC_PORT"]) if "IMARC_PORT" in os.environ else default_port)
     serve_app(application, settings, host or settings.host, chosen)
 

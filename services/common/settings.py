@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # Caps on the walk of a DICOM header: data elements in all, and nesting of sequences.
     intake_max_elements: int = 1_000_000
     intake_max_sequence_depth: int = 32
+    # The DICOM C-STORE listener (`imarc up`, `imarc serve dicom`): its port, AE title and
+    # whether this process runs it.
+    dicom_enabled: bool = False
+    dicom_port: int = 11112
+    dicom_ae_title: str = "IMARC"
     bus_max_attempts: int = 5
     bus_retry_base_seconds: float = 0.5
     # Prometheus metrics are served on a port of their own, never on the public one;

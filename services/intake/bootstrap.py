@@ -3,6 +3,8 @@ consumers."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.intake import consumers as on
 from services.intake.models import metadata
 
+log = logging.getLogger("imarc.intake")
+
 #: per-instance stage events are independent (the newest event time wins)
 PER_INSTANCE_CONCURRENCY = 16
 
@@ -33,6 +37,8 @@ class Intake:
     ctx: ServiceContext
     #: things started with the service (the DICOM listener) and stopped with it
     running: list[Any] = field(default_factory=list)
+    #: where the DICOM listener listens (0: not running)
+    dicom_port: int = 0
 
     @property
     def source(self) -> str:
@@ -48,10 +54,30 @@ def build(ctx: ServiceContext) -> Intake:
 
 
 async def on_start(intake: Intake) -> None:
-    if not intake.ctx.settings.secret.get_secret_value():
+    settings = intake.ctx.settings
+    if not settings.secret.get_secret_value():
         # Instance ids and quarantine keys are keyed hashes of PatientID and UIDs: without
         # a secret they would be guessable from the PHI they stand for.
         raise RuntimeError("IMARC_SECRET is not set; intake needs it to name instances")
+    if settings.dicom_enabled and settings.site_role == "primary":
+        from services.intake.scp import StoreScp
+
+        scp = StoreScp(intake.ctx, asyncio.get_running_loop())
+        try:
+            intake.dicom_port = scp.start(settings.host, settings.dicom_port)
+        except OSError as e:
+            log.error(
+                "the DICOM listener cannot listen on port %d (%s); set IMARC_DICOM_PORT to a "
+                "free port", settings.dicom_port, e,
+            )  # fmt: skip
+            return
+        intake.running.append(scp)
+
+
+async def on_stop(intake: Intake) -> None:
+    for running in intake.running:
+        await asyncio.to_thread(running.stop)
+    intake.running.clear()
 
 
 def consumers(intake: Intake) -> Sequence[Consumer]:
@@ -87,15 +113,16 @@ def _upload_router(intake: Intake) -> APIRouter:
 
 def spec() -> ServiceSpec[Intake]:
     # the routes name ``Intake`` (routes/deps.py), so they are imported once it exists
-    from services.intake.routes import submissions
+    from services.intake.routes import quarantine, sites, submissions
 
     return ServiceSpec(
         name="intake",
         metadata=metadata,
         migrations=Path(__file__).with_name("migrations"),
         build=build,
-        routers=(submissions.router,),
+        routers=(submissions.router, quarantine.router, sites.router),
         router=_upload_router,
         consumers=consumers,
         on_start=on_start,
+        on_stop=on_stop,
     )

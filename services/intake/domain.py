@@ -23,6 +23,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 from services.common.bounds import LimitExceeded, Limits, inflate
 from services.common.dicom_walk import PIXEL_TAGS, Truncated, Walker
 from services.common.events import Licence
+from services.intake.values import first_invalid
 
 # -- collections ---------------------------------------------------------------------------
 
@@ -142,6 +143,16 @@ class Accepted:
     sop_instance_uid: str
     sop_class_uid: str = ""
     modality: str = ""
+    issuer_of_patient_id: str = ""
+
+    @property
+    def patient_key(self) -> str:
+        """Who the patient is: PatientID, qualified by IssuerOfPatientID when there is one
+        (the same PatientID from two issuers is two patients). A backslash cannot occur in
+        either (LO), so the two parts stay apart."""
+        if not self.issuer_of_patient_id:
+            return self.patient_id
+        return f"{self.patient_id}\\{self.issuer_of_patient_id}"
 
 
 @dataclass(frozen=True)
@@ -190,7 +201,12 @@ def inspect(data: bytes, limits: Limits = Limits()) -> Verdict:
             if isinstance(header, Held):
                 return header
             ds, top = header
+            # before any value is read (pydicom would log a value it finds invalid)
+            invalid = first_invalid(ds)
+            if invalid:
+                return Held("invalid_value", invalid)
             values = {kw: _text(ds, kw) for kw, _ in REQUIRED}
+            issuer = _text(ds, "IssuerOfPatientID")
             sop_class = _text(ds, "SOPClassUID") or _text(ds.file_meta, "MediaStorageSOPClassUID")
             modality = _text(ds, "Modality")
     except LimitExceeded as e:
@@ -215,6 +231,7 @@ def inspect(data: bytes, limits: Limits = Limits()) -> Verdict:
             f"{' and '.join(too_long)} longer than {UID_MAX} characters (PS3.5 9.1)",
         )
     return Accepted(
+        issuer_of_patient_id=issuer[:64],
         patient_id=values["PatientID"],
         study_instance_uid=values["StudyInstanceUID"],
         series_instance_uid=values["SeriesInstanceUID"],

@@ -19,34 +19,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.bounds import LimitExceeded, Limits
-from services.common.db import conflict_insert
 from services.common.events import (
     CollectionUpdated,
     Event,
-    InstanceHeld,
-    InstanceReceived,
     Licence,
     LicenceUpdated,
-    ObjectRef,
 )
 from services.common.messaging import Transaction, UnitOfWork
 from services.common.metrics import INSTANCES_HELD, INSTANCES_RECEIVED
 from services.common.service import ServiceContext
-from services.common.store import StoredObject
 from services.intake import domain
 from services.intake.models import (
     Collection,
     HeldInstance,
-    InstanceState,
     LicenceRecord,
     ReceivedInstance,
-    Submission,
 )
-from services.intake.service import audit, stages, submissions
+from services.intake.service import recording
+from services.intake.service.recording import FileOutcome, SubmissionResult
 
 log = logging.getLogger("imarc.intake")
 
@@ -210,36 +204,6 @@ class Upload:
     size: int = 0
 
 
-@dataclass(frozen=True)
-class FileOutcome:
-    filename: str
-    instance_id: str
-    verdict: domain.Verdict
-    obj: StoredObject | None
-    #: When its object write finished; of several files with one key the last write wins.
-    written: int
-
-    @property
-    def accepted(self) -> domain.Accepted | None:
-        return self.verdict if isinstance(self.verdict, domain.Accepted) else None
-
-
-@dataclass(frozen=True)
-class SubmissionResult:
-    submission_id: str
-    collection: str
-    site: str
-    files: list[FileOutcome]
-
-    @property
-    def accepted(self) -> list[FileOutcome]:
-        return [f for f in self.files if f.accepted]
-
-    @property
-    def held(self) -> list[FileOutcome]:
-        return [f for f in self.files if not f.accepted]
-
-
 def _read_and_inspect(upload: Upload, limits: Limits) -> tuple[bytes | None, domain.Verdict]:
     """The file's bytes and the verdict on them; no bytes for a file past a limit (nothing
     of a refused bomb is stored) or one that could not be read."""
@@ -310,7 +274,7 @@ async def receive(
         data, verdict = await asyncio.to_thread(_read_and_inspect, upload, limits)
         if isinstance(verdict, domain.Accepted):
             iid = domain.instance_id(
-                secret, collection, verdict.patient_id, verdict.sop_instance_uid
+                secret, collection, verdict.patient_key, verdict.sop_instance_uid
             )
             key = domain.quarantine_key(collection, iid)
         else:
@@ -344,199 +308,13 @@ async def receive(
         raise refused.exceptions[0] from eg
     files = [f for f in outcomes if f is not None]
     result = SubmissionResult(submission_id or uuid.uuid4().hex, collection, site, files)
-    await _record(ctx, result, submitted_by, joins=submission_id is not None)
+    result = await recording.record(ctx, result, submitted_by, joins=submission_id is not None)
     for f in result.files:
         if isinstance(f.verdict, domain.Held):
             INSTANCES_HELD.labels("intake", f.verdict.code).inc()
     if result.accepted:
         INSTANCES_RECEIVED.labels(collection).inc(len(result.accepted))
     return result
-
-
-async def _record(
-    ctx: ServiceContext, result: SubmissionResult, submitted_by: str, *, joins: bool = False
-) -> None:
-    now = datetime.now(UTC)
-    latest: dict[str, FileOutcome] = {}
-    for f in result.accepted:
-        if f.instance_id not in latest or f.written > latest[f.instance_id].written:
-            latest[f.instance_id] = f
-    async with ctx.db.session() as s:
-        before = await _stored_versions(s, list(latest))
-    received: list[dict[str, Any]] = []
-    events: list[Event] = []
-    states: list[stages.Stage] = []
-    replaced: list[FileOutcome] = []
-    for f in result.files:
-        accepted = f.accepted
-        if accepted is not None and latest[f.instance_id] is f:
-            assert f.obj is not None
-            previous, stage = before.get(f.instance_id, (None, None))
-            if previous == f.obj.sha256 and stage == stages.PUBLISHED:
-                continue  # the very bytes published: sending them again changes nothing
-            if previous is not None and previous != f.obj.sha256:
-                replaced.append(f)
-            states.append(stages.Stage(f.instance_id, result.collection, stages.RECEIVED))
-            received.append(_received_row(result, f, accepted, now))
-            events.append(
-                InstanceReceived(
-                    instance_id=f.instance_id,
-                    collection=result.collection,
-                    site=result.site,
-                    filename=f.filename,
-                    object=ObjectRef(
-                        zone="quarantine", key=f.obj.key, size=f.obj.size, sha256=f.obj.sha256
-                    ),
-                ).event(ctx.source, subject=f.instance_id)
-            )
-        elif accepted is None:
-            assert isinstance(f.verdict, domain.Held)
-            states.append(
-                stages.Stage(
-                    f.instance_id,
-                    result.collection,
-                    stages.HELD,
-                    "intake",
-                    f.verdict.code,
-                    f.verdict.reason,
-                )
-            )
-            events.append(
-                InstanceHeld(
-                    instance_id=f.instance_id,
-                    collection=result.collection,
-                    site=result.site,
-                    filename=f.filename,
-                    stage="intake",
-                    reason=f.verdict.reason,
-                    code=f.verdict.code,
-                ).event(ctx.source, subject=f.instance_id)
-            )
-    held = [_held_row(result, f, now) for f in result.held]
-
-    members = [(f.instance_id, f.filename) for f in result.files]
-    async with ctx.messaging.transaction() as tx:
-        s = tx.session
-        if not joins:
-            await s.execute(
-                insert(Submission).values(
-                    id=result.submission_id,
-                    collection=result.collection,
-                    site=result.site,
-                    submitted_by=submitted_by,
-                    received_at=now,
-                    updated_at=now,
-                    accepted_count=0,
-                    held_count=0,
-                    files=0,
-                )
-            )
-        await submissions.add_files(
-            s,
-            result.submission_id,
-            files=len(result.files),
-            accepted=len(result.accepted),
-            held=len(held),
-            members=members,
-        )
-        if received:
-            await s.execute(_upsert_received(ctx.db.is_sqlite), received)
-        if held:
-            await s.execute(insert(HeldInstance), held)
-        await stages.record(s, states, now)
-        if replaced:
-            await audit.record(
-                s,
-                [
-                    audit.Entry(
-                        actor=submitted_by,
-                        action="replaced",
-                        collection=result.collection,
-                        instance_id=f.instance_id,
-                        submission_id=result.submission_id,
-                        detail=f"a new version arrived as {f.filename}",
-                    )
-                    for f in replaced
-                ],
-                now,
-            )
-        tx.emit(*events)
-
-
-def _received_row(
-    result: SubmissionResult, f: FileOutcome, a: domain.Accepted, now: datetime
-) -> dict[str, Any]:
-    assert f.obj is not None
-    return {
-        "instance_id": f.instance_id,
-        "collection": result.collection,
-        "site": result.site,
-        "submission_id": result.submission_id,
-        "filename": f.filename,
-        "key": f.obj.key,
-        "size": f.obj.size,
-        "sha256": f.obj.sha256,
-        "patient_id": a.patient_id,
-        "study_instance_uid": a.study_instance_uid,
-        "series_instance_uid": a.series_instance_uid,
-        "sop_instance_uid": a.sop_instance_uid,
-        "sop_class_uid": a.sop_class_uid,
-        "modality": a.modality,
-        "first_received_at": now,
-        "received_at": now,
-        "times_received": 1,
-    }
-
-
-def _held_row(result: SubmissionResult, f: FileOutcome, now: datetime) -> dict[str, Any]:
-    assert isinstance(f.verdict, domain.Held)
-    return {
-        "id": f.instance_id,
-        "collection": result.collection,
-        "site": result.site,
-        "submission_id": result.submission_id,
-        "filename": f.filename,
-        "key": f.obj.key if f.obj else None,
-        "size": f.obj.size if f.obj else 0,
-        "sha256": f.obj.sha256 if f.obj else "",
-        "reason": f.verdict.reason,
-        "code": f.verdict.code,
-        "received_at": now,
-    }
-
-
-_REPLACED = (
-    "site", "submission_id", "filename", "key", "size", "sha256", "patient_id",
-    "study_instance_uid", "series_instance_uid", "sop_instance_uid", "sop_class_uid",
-    "modality", "received_at",
-)  # fmt: skip
-
-
-def _upsert_received(is_sqlite: bool) -> Any:
-    """INSERT ... ON CONFLICT (instance_id) DO UPDATE: a re-sent instance replaces its row."""
-    stmt = conflict_insert("sqlite" if is_sqlite else "postgresql", ReceivedInstance)
-    return stmt.on_conflict_do_update(
-        index_elements=[ReceivedInstance.instance_id],
-        set_={
-            **{c: stmt.excluded[c] for c in _REPLACED},
-            "times_received": ReceivedInstance.times_received + 1,
-        },
-    )
-
-
-async def _stored_versions(
-    session: AsyncSession, ids: list[str]
-) -> dict[str, tuple[str, str | None]]:
-    """The sha256 and stage of the version in quarantine of each of these instances."""
-    found: dict[str, tuple[str, str | None]] = {}
-    for start in range(0, len(ids), 500):
-        rows = await session.execute(
-            select(ReceivedInstance.instance_id, ReceivedInstance.sha256, InstanceState.stage)
-            .outerjoin(InstanceState, InstanceState.instance_id == ReceivedInstance.instance_id)
-            .where(ReceivedInstance.instance_id.in_(ids[start : start + 500]))
-        )
-        found.update({iid: (sha, stage) for iid, sha, stage in rows})
-    return found
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -158,6 +158,14 @@ class HeldInstance(Base):
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(Timestamp)
     code: Mapped[str] = mapped_column(String(32), default="")
+    #: what a file held for a patient conflict is (empty for a file that could not be read)
+    patient_id: Mapped[str] = mapped_column(Text, default="")
+    issuer_of_patient_id: Mapped[str] = mapped_column(Text, default="")
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    series_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    sop_class_uid: Mapped[str] = mapped_column(String(64), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="")
 
 
 class AuditEntry(Base):
@@ -176,3 +184,29 @@ class AuditEntry(Base):
     instance_id: Mapped[str] = mapped_column(String(32), default="")
     submission_id: Mapped[str] = mapped_column(String(32), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class UidOwner(Base):
+    """The patient (a keyed hash of PatientID + IssuerOfPatientID) a Study, Series or SOP
+    Instance UID was first received under in a collection; ``conflicted`` marks a study
+    received under two patients, held as a whole."""
+
+    __tablename__ = "uid_owners"
+
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    level: Mapped[str] = mapped_column(String(16))
+    patient: Mapped[str] = mapped_column(String(32))
+    conflicted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DicomSite(Base):
+    """A calling AE title a site sends from by DICOM, and the collection it may send to."""
+
+    __tablename__ = "dicom_sites"
+
+    ae_title: Mapped[str] = mapped_column(String(16), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -46,7 +46,12 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("up")
     data = tmp / "var"
     port = free_port()
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "config"), "IMARC_DEID_WORKERS": "1"}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+        "IMARC_DEID_WORKERS": "1",
+        "IMARC_DICOM_PORT": "0",  # the DICOM listener on a free port
+    }
     env.pop("IMARC_TOKEN", None)
     log = open(tmp / "up.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(

@@ -53,7 +53,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("page")
     data = tmp / "var"
     port = free_port()
-    env = {**os.environ, "IMARC_DEID_WORKERS": "1"}
+    env = {**os.environ, "IMARC_DEID_WORKERS": "1", "IMARC_DICOM_PORT": "0"}
     log = open(tmp / "up.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [

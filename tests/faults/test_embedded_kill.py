@@ -78,7 +78,12 @@ class Up:
 
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[Up]:
-    env = {**os.environ, "IMARC_DEID_WORKERS": "2", "IMARC_BUS_RETRY_BASE_SECONDS": "0.1"}
+    env = {
+        **os.environ,
+        "IMARC_DEID_WORKERS": "2",
+        "IMARC_BUS_RETRY_BASE_SECONDS": "0.1",
+        "IMARC_DICOM_PORT": "0",
+    }
     running = Up(tmp_path / "var", free_port(), env)
     try:
         yield running

@@ -120,7 +120,11 @@ def test_an_overlong_uid_is_held() -> None:
         ds.SeriesInstanceUID = "1.2." + "3" * 70
     verdict = domain.inspect(encode(ds))
     assert isinstance(verdict, Held)
-    assert verdict.reason == "SeriesInstanceUID longer than 64 characters (PS3.5 9.1)"
+    assert verdict.code == "invalid_value"
+    assert verdict.reason.startswith(
+        "(0020,000E) SeriesInstanceUID does not hold a valid UI value (it must be a UID of "
+        "digits and dots, at most 64 characters)"
+    )
 
 
 def test_garbage_after_the_prefix_is_held_not_raised() -> None:

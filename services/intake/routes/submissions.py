@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from services.common.app import NotFound
+from services.common.app import NotFound, Unavailable
 from services.common.security import AuthenticatedPrincipal, forbid
+from services.intake.api import MIRROR, REPLICA
 from services.intake.models import Collection
 from services.intake.routes.deps import IntakeDep
 from services.intake.service import submissions
@@ -62,6 +63,9 @@ async def start(
     name: str, body: SubmissionStart, intake: IntakeDep, principal: AuthenticatedPrincipal
 ) -> SubmissionStarted:
     """Start a submission that several requests (or a resumed run) add files to."""
+    if intake.ctx.settings.site_role != "primary":
+        refused = REPLICA if intake.ctx.settings.site_role == "replica" else MIRROR
+        raise Unavailable(refused)
     site = body.site
     if not site and len(principal.sites) == 1:
         site = next(iter(principal.sites))

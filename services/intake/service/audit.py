@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.models import AuditEntry
@@ -41,3 +41,13 @@ async def record(session: AsyncSession, entries: Sequence[Entry], at: datetime) 
             for e in entries
         ],
     )
+
+
+async def entries(session: AsyncSession, collection: str, limit: int) -> list[AuditEntry]:
+    rows = await session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.collection == collection)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,287 @@
+"""The quarantine: one view of everything held in a collection, at intake and at de-id;
+a held instance's header for the roles that may see the quarantine zone; release (back
+into the pipeline at the stage that held it) and reject (deleted, with a reason), one by
+one or by filter, every action audited."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pydicom
+from sqlalchemy import ColumnElement, delete, exists, func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.common.app import NotFound
+from services.common.dicom_json import header_json
+from services.common.events import InstanceReceived, ObjectRef
+from services.common.messaging import UnitOfWork
+from services.common.store import ObjectStore
+from services.intake.models import HeldInstance, InstanceState, ReceivedInstance
+from services.intake.service import audit, stages
+
+REJECTED = "rejected"
+#: instances one bulk action takes at most
+MAX_BULK = 10_000
+#: the de-id hold a release takes past the pixel screen (the curator looked at the pixels)
+PIXEL_HOLD = "burned_in_phi"
+
+
+@dataclass(frozen=True)
+class Filter:
+    collection: str
+    reason: str | None = None
+    stage: str | None = None
+    submission: str | None = None
+    ids: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    submission_id: str
+    filename: str
+    site: str
+    stage: str
+    code: str
+    reason: str
+    held_at: datetime
+    study_instance_uid: str
+    series_instance_uid: str
+    in_received: bool
+
+
+def _held(f: Filter) -> Any:
+    """One select over both places a held instance lives: the received instances (held at
+    de-id, or at intake with their study) and the files held at intake."""
+    st, r, h = InstanceState, ReceivedInstance, HeldInstance
+    where: list[ColumnElement[bool]] = [st.stage == stages.HELD, st.collection == f.collection]
+    if f.reason:
+        where.append(st.reason_code == f.reason)
+    if f.stage:
+        where.append(st.held_stage == f.stage)
+    if f.ids is not None:
+        where.append(st.instance_id.in_(list(f.ids)))
+    common = (st.held_stage, st.reason_code, st.reason, st.stage_at)
+    received = (
+        select(
+            st.instance_id.label("id"),
+            r.submission_id,
+            r.filename,
+            r.site,
+            *common,
+            r.study_instance_uid,
+            r.series_instance_uid,
+            literal(True).label("in_received"),
+        )
+        .join(r, r.instance_id == st.instance_id)
+        .where(*where)
+    )
+    held = (
+        select(
+            st.instance_id.label("id"),
+            h.submission_id,
+            h.filename,
+            h.site,
+            *common,
+            h.study_instance_uid,
+            h.series_instance_uid,
+            literal(False).label("in_received"),
+        )
+        .join(h, h.id == st.instance_id)
+        .where(*where, ~exists().where(r.instance_id == st.instance_id))
+    )
+    if f.submission:
+        received = received.where(r.submission_id == f.submission)
+        held = held.where(h.submission_id == f.submission)
+    return union_all(received, held).subquery()
+
+
+async def items(
+    session: AsyncSession, f: Filter, *, limit: int = 1000, offset: int = 0
+) -> list[Item]:
+    q = _held(f)
+    rows = await session.execute(
+        select(q)
+        .order_by(q.c.study_instance_uid, q.c.series_instance_uid, q.c.filename, q.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [
+        Item(
+            id=row.id,
+            submission_id=row.submission_id,
+            filename=row.filename,
+            site=row.site,
+            stage=row.held_stage,
+            code=row.reason_code,
+            reason=row.reason,
+            held_at=row.stage_at if row.stage_at.tzinfo else row.stage_at.replace(tzinfo=UTC),
+            study_instance_uid=row.study_instance_uid,
+            series_instance_uid=row.series_instance_uid,
+            in_received=bool(row.in_received),
+        )
+        for row in rows
+    ]
+
+
+async def counts(session: AsyncSession, collection: str) -> dict[str, dict[str, int]]:
+    """Held now, by stage and reason code."""
+    rows = await session.execute(
+        select(InstanceState.held_stage, InstanceState.reason_code, func.count())
+        .where(InstanceState.collection == collection, InstanceState.stage == stages.HELD)
+        .group_by(InstanceState.held_stage, InstanceState.reason_code)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for stage, code, n in rows:
+        found.setdefault(stage, {})[code] = int(n)
+    return found
+
+
+def not_held(instance_id: str, collection: str) -> NotFound:
+    return NotFound(
+        f"nothing held in {collection} has id {instance_id}; "
+        f"`imarc quarantine list --collection {collection}` shows what is"
+    )
+
+
+async def header(
+    session: AsyncSession, store: ObjectStore, f: Filter, instance_id: str
+) -> dict[str, Any]:
+    """The DICOM JSON header of a held instance (pixel data left out)."""
+    found = await items(session, Filter(f.collection, ids=[instance_id]), limit=1)
+    if not found:
+        raise not_held(instance_id, f.collection)
+    key = await _key(session, found[0])
+    if key is None:
+        return {}
+    data = await store.get("quarantine", key)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        return header_json(ds)
+    except Exception:
+        return {}
+
+
+async def _key(session: AsyncSession, item: Item) -> str | None:
+    if item.in_received:
+        return await session.scalar(
+            select(ReceivedInstance.key).where(ReceivedInstance.instance_id == item.id)
+        )
+    return await session.scalar(select(HeldInstance.key).where(HeldInstance.id == item.id))
+
+
+@dataclass
+class Outcome:
+    done: list[str]
+    refused: dict[str, str]
+    #: quarantine objects to delete once the rejection is committed
+    keys: list[str] = field(default_factory=list)
+
+
+async def collections_of(session: AsyncSession, ids: Sequence[str]) -> dict[str, list[str]]:
+    """The held ids by collection (an id held nowhere is left out)."""
+    rows = await session.execute(
+        select(InstanceState.collection, InstanceState.instance_id).where(
+            InstanceState.instance_id.in_(list(ids)), InstanceState.stage == stages.HELD
+        )
+    )
+    found: dict[str, list[str]] = {}
+    for collection, iid in rows:
+        found.setdefault(collection, []).append(iid)
+    return found
+
+
+async def release(uow: UnitOfWork, source: str, f: Filter, *, by: str, why: str) -> Outcome:
+    """Each held instance re-enters the pipeline where it was held: an instance in
+    quarantine is announced again (de-id runs it anew; a pixel hold passes the pixel
+    screen), a file held at intake for a patient conflict becomes a received instance. A
+    file intake could not read cannot go on: it is refused with the reason."""
+    s = uow.session
+    now = datetime.now(UTC)
+    chosen = await items(s, f, limit=MAX_BULK)
+    out = Outcome([], {})
+    entries: list[audit.Entry] = []
+    for item in chosen:
+        if not item.in_received:
+            held = await s.get(HeldInstance, item.id)
+            if held is None or not held.sop_instance_uid or held.key is None:
+                out.refused[item.id] = (
+                    f"{item.filename} is not a readable DICOM instance ({item.code}); reject it "
+                    "and ask the site to send it again"
+                )
+                continue
+            await _receive_held(s, held, now)
+        row = await s.get(ReceivedInstance, item.id)
+        assert row is not None
+        event = InstanceReceived(
+            instance_id=row.instance_id,
+            collection=row.collection,
+            site=row.site,
+            filename=row.filename,
+            object=ObjectRef(zone="quarantine", key=row.key, size=row.size, sha256=row.sha256),
+            release_pixel_hold=item.stage == "deid" and item.code == PIXEL_HOLD,
+        ).event(source, subject=row.instance_id)
+        uow.emit(event)
+        await stages.record(s, [stages.Stage(item.id, f.collection, stages.RECEIVED)], now)
+        out.done.append(item.id)
+        entries.append(_entry(by, "released", f.collection, item, why))
+    await audit.record(s, entries, now)
+    return out
+
+
+async def _receive_held(s: AsyncSession, held: HeldInstance, now: datetime) -> None:
+    assert held.key is not None
+    existing = await s.get(ReceivedInstance, held.id)
+    if existing is None:
+        existing = ReceivedInstance(instance_id=held.id, first_received_at=now, times_received=1)
+        s.add(existing)
+    else:
+        existing.times_received += 1
+    for name in (
+        "collection", "site", "submission_id", "filename", "key", "size", "sha256",
+        "patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
+        "sop_class_uid", "modality",
+    ):  # fmt: skip
+        setattr(existing, name, getattr(held, name))
+    existing.received_at = now
+    await s.delete(held)
+    await s.flush()
+
+
+async def reject(uow: UnitOfWork, f: Filter, *, by: str, why: str) -> Outcome:
+    """Delete each held instance from quarantine, keeping who did it and why."""
+    s = uow.session
+    now = datetime.now(UTC)
+    chosen = await items(s, f, limit=MAX_BULK)
+    entries: list[audit.Entry] = []
+    out = Outcome([i.id for i in chosen], {})
+    for item in chosen:
+        key = await _key(s, item)
+        if item.in_received:
+            await s.execute(delete(ReceivedInstance).where(ReceivedInstance.instance_id == item.id))
+        await s.execute(delete(HeldInstance).where(HeldInstance.id == item.id))
+        stage = stages.Stage(item.id, f.collection, REJECTED, item.stage, item.code, why)
+        await stages.record(s, [stage], now)
+        entries.append(_entry(by, "rejected", f.collection, item, why))
+        if key is not None:
+            out.keys.append(key)
+    await audit.record(s, entries, now)
+    return out
+
+
+def _entry(by: str, action: str, collection: str, item: Item, why: str) -> audit.Entry:
+    return audit.Entry(
+        actor=by,
+        action=action,
+        collection=collection,
+        instance_id=item.id,
+        submission_id=item.submission_id,
+        detail=f"{item.stage} hold {item.code}: {why}"[:2000],
+    )
