@@ -153,7 +153,17 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         files=[("file", (n, b, "application/dicom")) for n, b, _ in review],
         headers=admin,
     )
-    assert resp.status_code == 200 and resp.json()["accepted_count"] == len(review), resp.text
+    assert resp.status_code == 200, resp.text
+    # intake holds the study now under two patients as a whole (patient_conflict); the
+    # curator releases it, and de-id then holds the stray slice with its own reason
+    assert [h["filename"] for h in resp.json()["held"]] == ["stray.dcm"], resp.text
+    released = await client.post(
+        "/api/intake/quarantine/release",
+        json={"collection": COLLECTION, "reason": "patient_conflict", "why": "review at de-id"},
+        headers=admin,
+    )
+    assert released.status_code == 200 and not released.json()["refused"], released.text
+    assert len(released.json()["done"]) > 1  # the stray slice and the study it came into
     everything = len(good) + len(bad) + len(review)
     await poll(
         status_when(lambda s: s.get("deidentified", 0) + s.get("held", 0) == everything),
