@@ -164,6 +164,11 @@ class Glance(BaseModel):
     published_counts: PublicCounts = Field(description="what curation published")
     public: PublicCounts = Field(description="what the public catalog reports it holds of it")
     public_check: PublicCheck
+    face_suggestion: str | None = Field(
+        None,
+        description="why the collection's series look like head or neck imaging a face "
+        "could be rebuilt from, when the collection is not marked face_reconstructable",
+    )
 
 
 class InventoryRow(BaseModel):

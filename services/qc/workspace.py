@@ -12,7 +12,13 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
-from services.qc.domain import NotFound, Stage
+from services.qc.domain import (
+    FACE_MODALITIES,
+    NotFound,
+    Stage,
+    face_geometry_hint,
+    face_reason,
+)
 from services.qc.inventory import SECTIONS, Key
 from services.qc.models import (
     Approval,
@@ -165,6 +171,7 @@ async def at_a_glance(db: Database, collections: list[str] | None) -> list[dict[
             ).all()
         )
         checks = await _public_checks(s)
+        faces = await _face_suggestions(s)
     out = []
     for name in sorted(names):
         c = counts.get(name, (0, 0, 0, 0, 0))
@@ -185,6 +192,7 @@ async def at_a_glance(db: Database, collections: list[str] | None) -> list[dict[
                 "flagged_series": int(flagged.get(name, 0)),
                 "approved_series": int(approvals.get(name, 0)),
                 **check.report(),
+                "face_suggestion": faces.get(name),
             }
         )
     return sorted(out, key=lambda r: (-r["priority"], r["collection"]))
@@ -256,6 +264,41 @@ async def _public_checks(s: AsyncSession) -> dict[str, PublicCheck]:
         if theirs != c.published[-1]:
             c.mismatched.append(r.series_instance_uid)
     return checks
+
+
+async def _face_suggestions(s: AsyncSession) -> dict[str, str]:
+    """Collections not marked face_reconstructable whose curated series look like head or
+    neck CT/MR (descriptions, body part, or a head-sized geometry): a suggestion to a
+    manager to mark them (TCIA's head and neck policy)."""
+    marked = {
+        c.name
+        for c in await s.scalars(select(Collection))
+        if (c.record or {}).get("face_reconstructable")
+    }
+    first = (
+        select(func.min(Instance.instance_id))
+        .where(Instance.stage.in_(CURATED), Instance.modality.in_(sorted(FACE_MODALITIES)))
+        .group_by(Instance.series_instance_uid)
+    )
+    found: dict[str, list[str]] = {}
+    rows = await s.execute(
+        select(Instance.collection, Instance.modality, Instance.header).where(
+            Instance.instance_id.in_(first)
+        )
+    )
+    for collection, modality, header in rows.all():
+        if collection in marked:
+            continue
+        reason = face_reason(modality or "", header or {}) or face_geometry_hint(
+            modality or "", header or {}
+        )
+        if reason:
+            found.setdefault(collection, []).append(reason)
+    return {
+        c: f"{len(reasons)} series look like head or neck ({reasons[0]}): mark the collection "
+        "face_reconstructable (limited access) if a face could be rebuilt from them"
+        for c, reasons in found.items()
+    }
 
 
 async def audit(db: Database, collection: str) -> list[Audit]:

@@ -247,6 +247,9 @@ async def test_head_and_neck_ct_is_not_published_into_a_public_collection(p: InM
     head[0].data = dicom_bytes(head[0].ds)
     chest = make_series(1)
     await curate(p, head + chest)
+    glance = (await p.client.get("/api/qc/collections", headers=manager())).json()[0]
+    assert glance["face_suggestion"].startswith("1 series look like head or neck")
+    assert "BodyPartExamined says HEAD" in glance["face_suggestion"]
     first = await publish(p)
     assert first["published"] == [chest[0].series]
     refused = await publish(p, series=[head[0].series])
@@ -260,3 +263,5 @@ async def test_head_and_neck_ct_is_not_published_into_a_public_collection(p: InM
         )
     )  # fmt: skip
     assert (await publish(p, series=[head[0].series]))["published"] == [head[0].series]
+    glance = (await p.client.get("/api/qc/collections", headers=manager())).json()[0]
+    assert glance["face_suggestion"] is None  # marked: nothing left to suggest

@@ -99,7 +99,7 @@ async function showCollections() {
       <td class="num">${c.received}</td><td class="num">${c.held}</td>
       <td class="num">${c.deidentified}</td><td class="num">${c.awaiting_review}</td>
       <td class="num">${c.published}</td>
-      <td class="num ${c.flagged_series ? "flag" : ""}">${c.flagged_series}</td>
+      <td class="num ${c.flagged_series ? "flag" : ""}">${c.flagged_series}${c.face_suggestion ? ` <span class="flag" title="${esc(c.face_suggestion)}">face?</span>` : ""}</td>
       <td class="check ${c.public_check.state}" title="${publicCheckTitle(c)}">
         ${counts(c.published_counts)} → ${counts(c.public)} ${publicCheckMark(c.public_check)}</td>
       <td>${Object.entries(c.held_by_reason).map(([r, n]) => `${esc(r)}: ${n}`).join("<br>")}</td>
