@@ -40,6 +40,7 @@ def up(
     settings = Settings(data_dir=data_dir, host=host, port=port)
     if "IMARC_DICOM_ENABLED" not in os.environ:  # embedded, the DICOM listener runs too
         settings = settings.model_copy(update={"dicom_enabled": True})
+    refuse_unreplicated(settings)
     configure(settings.log_level, settings.log_json)
     settings = prepare_embedded(settings)
     base = f"http://{host}:{port}"
@@ -58,6 +59,17 @@ def up(
     if demo:
         start_demo_loader(base, settings)
     serve_app(embedded_app(settings), settings, host, port)
+
+
+def refuse_unreplicated(settings: Settings) -> None:
+    """A replica reads the primary's database as PostgreSQL streams it; a SQLite file (an
+    embedded site's) is nobody's replica, and the site would only find empty tables."""
+    if settings.site_role == "replica" and not settings.database_url.startswith("postgresql"):
+        fail(
+            "IMARC_SITE_ROLE=replica reads the primary site's database through PostgreSQL "
+            "streaming replication: set IMARC_DATABASE_URL to its standby "
+            "(postgresql+asyncpg://...); an embedded site's SQLite files are not replicated"
+        )
 
 
 def metrics_where(settings: Settings) -> str:
@@ -106,6 +118,8 @@ def serve(
     from services.common.logs import configure
 
     settings = Settings()
+    if service != "gateway":
+        refuse_unreplicated(settings)
     configure(settings.log_level, settings.log_json)
     application: FastAPI
     if service == "gateway":

@@ -16,7 +16,13 @@ from services.auth.domain import normalise_username
 from services.auth.models import metadata
 from services.auth.service import accounts, licences
 from services.auth.service.audit import Caller, Unit
-from services.auth.tokens import Issuer, KeyRing, RevocationList, prune_expired
+from services.auth.tokens import (
+    Issuer,
+    KeyRing,
+    NotReplicated,
+    RevocationList,
+    prune_expired,
+)
 from services.common.db import Database
 from services.common.events import CollectionUpdated
 from services.common.messaging import Messaging
@@ -82,7 +88,10 @@ def build(ctx: ServiceContext) -> Auth:
 
 
 async def on_start(auth: Auth) -> None:
-    await auth.keyring.load()
+    if auth.replica:
+        await _wait_for_primary(auth)
+    else:
+        await auth.keyring.load()
     await auth.revocations.reload()
     await asyncio.to_thread(crypto.warm_up)
     if auth.replica:
@@ -99,6 +108,20 @@ async def on_start(auth: Auth) -> None:
             "no bootstrap admin: set IMARC_ADMIN_USERNAME and IMARC_ADMIN_PASSWORD to create one"
         )
     auth.housekeeping = asyncio.create_task(_housekeeping(auth.db), name="auth-housekeeping")
+
+
+async def _wait_for_primary(auth: Auth, first: float = 0.5, most: float = 15.0) -> None:
+    """A replica starts once its replicated database holds the primary's signing keys;
+    until then it says, now and then, what it waits for."""
+    delay = first
+    while True:
+        try:
+            await auth.keyring.load()
+            return
+        except NotReplicated as e:
+            log.warning("%s; waiting %.0f s", e, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, most)
 
 
 async def _housekeeping(db: Database, every: float = 3600.0) -> None:

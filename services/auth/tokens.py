@@ -23,6 +23,7 @@ import jwt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from sqlalchemy import Select, delete, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.auth import crypto
@@ -55,6 +56,10 @@ def utcnow() -> datetime:
 
 def new_id() -> str:
     return secrets.token_urlsafe(16)
+
+
+class NotReplicated(RuntimeError):
+    """A replica's database does not (yet) hold what the primary writes."""
 
 
 class KeyRing:
@@ -122,11 +127,19 @@ class KeyRing:
         )
 
     async def _read_live(self, now: datetime) -> list[SigningKey]:
-        async with self.db.session() as s:
-            rows = list(await s.scalars(self._unretired()))
+        try:
+            async with self.db.session() as s:
+                rows = list(await s.scalars(self._unretired()))
+        except DBAPIError as e:  # no table (yet): nothing of the primary has arrived
+            raise NotReplicated(
+                "the auth database has no signing keys table: a replica site reads the "
+                "primary's database through streaming replication, so IMARC_DATABASE_URL "
+                "must name the standby of a primary that has been migrated and started "
+                f"({type(e.orig).__name__ if e.orig else type(e).__name__})"
+            ) from None
         live = [r for r in rows if key_live(r.state, r.retire_at, now)]
         if not any(r.state == "active" for r in live):
-            raise RuntimeError(
+            raise NotReplicated(
                 "the auth database has no active signing key; a replica site only reads "
                 "the keys of the primary: start the primary site first"
             )
