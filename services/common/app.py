@@ -68,6 +68,21 @@ def provided(cls: type[D]) -> Callable[[Request], D]:
     return get
 
 
+#: The body of every 422 (see ``bad_request``): one sentence, like every other error.
+VALIDATION_ERROR: dict[str, Any] = {
+    "title": "HTTPValidationError",
+    "type": "object",
+    "properties": {
+        "detail": {
+            "type": "string",
+            "title": "Detail",
+            "description": "what in the request is invalid, parameter by parameter",
+        }
+    },
+    "required": ["detail"],
+}
+
+
 def create_app(
     title: str,
     *,
@@ -77,6 +92,16 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title=title, lifespan=lifespan)
     app.add_middleware(HttpMetrics, service=service)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = default_openapi()
+        found = schema.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in found:  # what bad_request below answers
+            found["HTTPValidationError"] = VALIDATION_ERROR
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> PlainTextResponse:

@@ -17,6 +17,10 @@ ROLES = ("admin", "manager", "curator", "submitter", "user")
 #: Services with their own HTTP API under ``/api/<service>/``.
 SERVICES = ("intake", "deid", "qc", "catalog", "download", "auth")
 
+#: The largest ``offset`` a list or search accepts: far past any real listing, and far below
+#: the 64-bit integers the databases take (a larger one is a 422/400, never a 500).
+MAX_OFFSET = 1_000_000_000
+
 #: NBIA endpoints that return image bytes (served by download, not catalog).
 DOWNLOAD_ENDPOINTS = frozenset({"getImage", "getImageWithMD5Hash", "getSingleImage"})
 

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from services.common import bounds
 from services.common.bounds import LimitExceeded, Limits
+from services.common.contracts import MAX_OFFSET
 from services.common.events import Licence
 from services.common.security import AuthenticatedPrincipal, forbid
 from services.common.service import ServiceContext
@@ -231,7 +232,7 @@ def router(ctx: ServiceContext) -> APIRouter:
         name: str,
         principal: AuthenticatedPrincipal,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[HeldInstanceOut]:
         """Files held at intake, oldest first."""
         await collection_or_404(name)

@@ -41,6 +41,7 @@ def test_qido_keys_values_and_controls() -> None:
         ([("SeriesNumber", "four")], "holds numbers"),
         ([("ReferencedSeriesSequence", "x")], "is a sequence"),
         ([("limit", "100000")], "limit must be between"),
+        ([("offset", "9223372036854775808")], "offset must be between 0 and 1000000000"),
     ],
 )
 def test_qido_refusals_say_what_to_change(params: list, message: str) -> None:

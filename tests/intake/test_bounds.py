@@ -209,3 +209,25 @@ async def test_a_file_over_the_file_limit_is_refused_while_it_streams(tmp_path: 
         assert await recorded(p) == ([], [])
     finally:
         await cm.__aexit__(None, None, None)
+
+
+async def test_an_offset_past_64_bits_is_a_422_in_the_schemas_shape(tmp_path: Path) -> None:
+    cm, p = await started(tmp_path)
+    try:
+        held = "/api/intake/collections/Demo-CT/held"
+        r = await p.client.get(held, params={"offset": 2**63}, headers=admin_headers())
+        assert r.status_code == 422
+        assert r.json() == {
+            "detail": "invalid request: query.offset: "
+            "Input should be less than or equal to 1000000000"
+        }
+        # the shape the OpenAPI gives every 422
+        schema = (await p.client.get("/openapi.json")).json()
+        get = schema["paths"]["/api/intake/collections/{name}/held"]["get"]
+        ref = get["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
+        error = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert error["properties"]["detail"]["type"] == "string"
+        r = await p.client.get(held, params={"offset": 10**9}, headers=admin_headers())
+        assert (r.status_code, r.json()) == (200, [])
+    finally:
+        await cm.__aexit__(None, None, None)

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from services.common.contracts import MAX_OFFSET
 from services.common.dicom_json import Header, tag
 
 LEVELS = ("study", "series", "instance")
@@ -202,7 +203,7 @@ def parse(params: Iterable[tuple[str, str]]) -> Search:
         elif name == "limit":
             limit = _int(value, "limit", 1, MAX_LIMIT)
         elif name == "offset":
-            offset = _int(value, "offset", 0)
+            offset = _int(value, "offset", 0, MAX_OFFSET)
         elif name == "fuzzymatching":
             fuzzy = value.strip().lower() == "true"
         else:
