@@ -7,6 +7,7 @@ SQLite file. No service opens another service's database.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def private_sqlite(path: Path) -> None:
+    """Create a SQLite file readable by its owner only (0600; its -wal and -shm files take
+    the same mode): it holds original PatientIDs and file names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if f.exists():
+            f.chmod(0o600)
+
+
 class Database:
     """One service's database: an async engine, a session factory and its migrations."""
 
@@ -93,8 +104,8 @@ class Database:
             if self.url.drivername == "sqlite+aiosqlite":
                 # statements run inline on the loop: see services/common/sqlite_inline.py
                 self.url = self.url.set(drivername=f"sqlite+{sqlite_inline.DRIVER}")
-            if self.url.database:
-                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            if self.url.database and self.url.database != ":memory:":
+                private_sqlite(Path(self.url.database))
             # One connection per file: SQLite has one writer, and a shared connection
             # avoids "database is locked" on read-then-write transactions.
             kwargs.update(pool_size=1, max_overflow=0, pool_timeout=120)

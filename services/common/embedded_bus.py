@@ -31,6 +31,7 @@ from services.common.bus import (
     backoff,
     topic_matches,
 )
+from services.common.db import private_sqlite
 from services.common.events import Event
 
 log = logging.getLogger("imarc.bus")
@@ -96,7 +97,7 @@ class EmbeddedBus:
         return await asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(self.path)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
