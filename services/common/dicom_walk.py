@@ -7,6 +7,7 @@ short, too many elements, sequences too deep — before any parser builds object
 from __future__ import annotations
 
 import struct
+import time
 
 from pydicom.datadict import keyword_for_tag
 
@@ -27,6 +28,9 @@ ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # (Float, Double Float) Pixel Data
 UNDEFINED = 0xFFFFFFFF
 _ITEM_LE, _ITEM_BE = b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00"
+#: tag, explicit VR and 16-bit length (the VR and length are re-read for the other forms)
+_HEAD_LE, _HEAD_BE = struct.Struct("<HH2sH"), struct.Struct(">HH2sH")
+_LENGTH_LE, _LENGTH_BE = struct.Struct("<L"), struct.Struct(">L")
 
 
 def too_many_elements(limit: int) -> LimitExceeded:
@@ -83,7 +87,7 @@ class Walker:
         """Skip data elements from ``pos`` to ``end``, or to the delimiter of the
         undefined-length sequence or item ``until``; returns where they end."""
         data, size = self.data, len(self.data)
-        order = "<" if little else ">"
+        head, long_length = (_HEAD_LE, _LENGTH_LE) if little else (_HEAD_BE, _LENGTH_BE)
         item_bytes = _ITEM_LE if little else _ITEM_BE
         limit = self.limits.elements
         while pos < end:
@@ -91,7 +95,7 @@ class Walker:
                 if end < size:
                     raise Malformed("an element overruns the item or sequence that holds it")
                 raise Truncated("inside the header of a data element")
-            group, element = struct.unpack_from(order + "HH", data, pos)
+            group, element, vr, length = head.unpack_from(data, pos)
             tag = group << 16 | element
             if meta_only and group != 0x0002:
                 return pos
@@ -102,19 +106,20 @@ class Walker:
             self.elements += 1
             if self.elements > limit:
                 raise too_many_elements(limit)
+            if not self.elements & 0x3FFF:
+                time.sleep(0)  # let the event loop's thread have the GIL now and then
             if top:
                 self.top.add(tag)
-            vr = b""
             if implicit or group == 0xFFFE:  # items and delimiters carry no VR (PS3.5 7.5)
-                (length,) = struct.unpack_from(order + "L", data, pos + 4)
+                vr = b""
+                (length,) = long_length.unpack_from(data, pos + 4)
                 pos += 8
-            elif (vr := bytes(data[pos + 4 : pos + 6])) in LONG_VRS:
+            elif vr in LONG_VRS:
                 if end - pos < 12:
                     raise Truncated("inside the header of a data element")
-                (length,) = struct.unpack_from(order + "L", data, pos + 8)
+                (length,) = long_length.unpack_from(data, pos + 8)
                 pos += 12
             else:
-                (length,) = struct.unpack_from(order + "H", data, pos + 6)
                 pos += 8
             if length == UNDEFINED:
                 # A sequence, an undefined-length item or encapsulated pixel data. The content
