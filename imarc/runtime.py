@@ -68,6 +68,10 @@ def _worker_init(service_pid: int) -> None:
     import select
     import threading
 
+    from services.common.logs import hide_dicom_values
+
+    hide_dicom_values()
+
     try:
         pidfd = os.pidfd_open(service_pid)
     except ProcessLookupError:  # the service is already gone
