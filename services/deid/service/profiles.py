@@ -107,12 +107,15 @@ async def update_profile(
         async with deid.db.session() as s, s.begin():
             row = await current_profile(s, collection)
             if row is None:
-                raise await queries.no_profile(deid.db, collection)
+                raise _NoProfile
             candidate = domain.updated_profile(profile_of(row), changes)
             if candidate is None:
                 return row
             new = add_profile(s, collection, candidate, by)
             await s.flush()
+    except _NoProfile:
+        # asked once the session is closed: with SQLite it holds the only connection
+        raise await queries.no_profile(deid.db, collection) from None
     except IntegrityError as e:
         raise Conflict(
             "the profile was changed by someone else meanwhile; read it and try again"
@@ -120,6 +123,10 @@ async def update_profile(
     finally:
         deid.profiles.forget(collection)
     return new
+
+
+class _NoProfile(Exception):
+    pass
 
 
 async def collection_updated(uow: UnitOfWork, event: Event) -> None:

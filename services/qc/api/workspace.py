@@ -100,7 +100,11 @@ def _csv(rows: list[InventoryRow]) -> PlainTextResponse:
     return PlainTextResponse(out.getvalue(), media_type="text/csv")
 
 
-@router.get("/collections/{collection}/inventory", response_model=list[InventoryRow])
+@router.get(
+    "/collections/{collection}/inventory",
+    response_model=list[InventoryRow],
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 async def inventory(
     collection: str,
     qc: QcDep,
