@@ -164,15 +164,16 @@ async def run_flow(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     )
     assert released.status_code == 200 and not released.json()["refused"], released.text
     assert len(released.json()["done"]) > 1  # the stray slice and the study it came into
-    everything = len(good) + len(bad) + len(review)
-    await poll(
-        status_when(lambda s: s.get("deidentified", 0) + s.get("held", 0) == everything),
-        what="the second submission to be held",
-    )
-    holds = (await client.get(f"/api/deid/collections/{COLLECTION}/held", headers=admin)).json()
-    assert sorted(h["code"] for h in holds) == sorted(
-        ["burned_in_phi", *(code for _, _, code in review)]
-    )
+    expected = sorted(["burned_in_phi", *(code for _, _, code in review)])
+
+    async def held_by_deid_now() -> list | None:  # type: ignore[type-arg]
+        # qc's stage counts may still show the stray slice held at intake for a moment
+        # after its release: wait for de-id's own list instead
+        r = await client.get(f"/api/deid/collections/{COLLECTION}/held", headers=admin)
+        rows = r.json()
+        return rows if sorted(h["code"] for h in rows) == expected else None
+
+    holds = await poll(held_by_deid_now, what=f"de-id to hold {expected}")
     assert all(len(h["reason"]) > 40 for h in holds), holds  # a sentence, not a code
     pixels = next(h for h in holds if h["code"] == "burned_in_phi")
     assert pixels["reason"].startswith("possible burned-in PHI")
