@@ -239,16 +239,25 @@ def licences_approve(
     expires: Annotated[
         str | None, typer.Option(help="Approval ends then (YYYY-MM-DD, UTC).")
     ] = None,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Approve it for this collection under the licence only (repeatable). A "
+            "manager's approval covers the collections they manage; an admin's without "
+            "--collection covers every collection under the licence."
+        ),
+    ] = None,
 ) -> None:
-    """Approve a licence for an account (admins; managers for their collections' licences)."""
-    body = {"expires_at": _when(expires)}
+    """Approve a licence for an account (admins; managers for their own collections)."""
+    body = {"expires_at": _when(expires), "collections": collection or []}
     a = (
         api_client(ctx)
         .post(f"/api/auth/users/{_u(username)}/licences/{_u(licence_id)}/approve", json=body)
         .json()
     )
     until = f" until {a['expires_at']}" if a.get("expires_at") else ""
-    out.print(f"approved {licence_id} for {username}{until}")
+    covers = ", ".join(a["collections"]) if a.get("collections") else "every collection under it"
+    out.print(f"approved {licence_id} for {username} ({covers}){until}")
 
 
 @licences_app.command("requests")

@@ -102,7 +102,7 @@ class Licence(Base):
 
 class LicenceAcceptance(Base):
     """One account's standing with one licence: requested, approved (until an optional
-    expiry) or revoked. History is in the audit log."""
+    expiry; for some collections under it, or all) or revoked. History is in the audit log."""
 
     __tablename__ = "licence_acceptances"
     __table_args__ = (UniqueConstraint("account_id", "licence_id", name="uq_licence_acceptance"),)
@@ -119,6 +119,8 @@ class LicenceAcceptance(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the collections the approval covers (a manager's approval); null: the whole licence
+    collections: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Collection(Base):

@@ -79,6 +79,7 @@ def acceptance_out(row: LicenceAcceptance, username: str, now: datetime) -> Acce
         approved_by=row.approved_by,
         approved_at=row.approved_at,
         expires_at=row.expires_at,
+        collections=row.collections,
     )
 
 

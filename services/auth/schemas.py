@@ -52,6 +52,11 @@ class AcceptanceOut(BaseModel):
     approved_by: str | None = None
     approved_at: datetime | None = None
     expires_at: datetime | None = None
+    collections: list[str] | None = Field(
+        default=None,
+        description="the collections the approval covers; null: every collection under the "
+        "licence (an admin's approval)",
+    )
 
 
 class UserOut(BaseModel):
@@ -116,6 +121,12 @@ class LicenceOut(BaseModel):
 
 class ApproveIn(BaseModel):
     expires_at: datetime | None = None
+    collections: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="the collections under the licence the approval covers; none named: those "
+        "the approving manager manages, or (an admin) every collection under the licence",
+    )
 
 
 class PolicyOut(BaseModel):

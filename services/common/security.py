@@ -31,6 +31,8 @@ class Principal:
     sites: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
     policy_accepted: bool = False
+    #: licences approved for some collections only: licence id → those collections
+    licence_collections: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def anonymous(self) -> bool:
@@ -62,13 +64,18 @@ class Principal:
 
     def can_read(self, collection: str, access: str, licence_id: str = "") -> bool:
         """Public collections are open to all. Limited ones need a registered user who has
-        accepted the data usage policy and holds a grant or an approved licence
-        (TCIA's data usage policy)."""
+        accepted the data usage policy and holds a grant or the collection's licence,
+        approved whole or for this collection (TCIA's data usage policy)."""
         if access == "public" or self.is_admin or self.can_curate(collection):
             return True
         if self.anonymous or not self.policy_accepted:
             return False
-        return collection in self.grants or (bool(licence_id) and licence_id in self.licences)
+        if collection in self.grants:
+            return True
+        return bool(licence_id) and (
+            licence_id in self.licences
+            or collection in self.licence_collections.get(licence_id, frozenset())
+        )
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Principal:
@@ -78,6 +85,9 @@ class Principal:
             roles=frozenset(claims.get("roles") or ()),
             collection_roles={str(k): frozenset(v) for k, v in coll.items()},
             licences=frozenset(claims.get("lic") or ()),
+            licence_collections={
+                str(k): frozenset(v) for k, v in (claims.get("licc") or {}).items()
+            },
             grants=frozenset(claims.get("grants") or ()),
             sites=frozenset(claims.get("sites") or ()),
             scopes=frozenset(str(claims.get("scope") or "").split()),

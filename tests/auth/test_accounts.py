@@ -371,10 +371,12 @@ async def test_open_licences_are_approved_on_acceptance_restricted_ones_need_app
     r = await p.client.post(url, headers=mona, json={"expires_at": until})
     assert r.status_code == 200
     assert r.json()["approved_by"] == "mona" and r.json()["active"] is True
+    assert r.json()["collections"] == ["Lim-A"]  # mona's collection, not the whole licence
 
     tokens = (await refresh(p.client, tokens["refresh_token"])).json()
     principal = await p.runtime.verifier.principal(tokens["access_token"])
-    assert principal.licences == {"CC-BY-4.0", "TCIA-Restricted"}
+    assert principal.licences == {"CC-BY-4.0"}
+    assert principal.licence_collections == {"TCIA-Restricted": {"Lim-A"}}
     assert not principal.can_read("Lim-A", "limited", "TCIA-Restricted"), "policy not accepted"
     r = await p.client.post("/api/auth/me/accept-policy", headers=bearer(tokens["access_token"]))
     assert r.status_code == 200
@@ -393,6 +395,7 @@ async def test_open_licences_are_approved_on_acceptance_restricted_ones_need_app
         )
     tokens = (await refresh(p.client, tokens["refresh_token"])).json()
     assert claims_of(tokens["access_token"])["lic"] == ["CC-BY-4.0"]
+    assert claims_of(tokens["access_token"])["licc"] == {}
 
     # revoking an approval takes it out of the next token too
     assert (

@@ -137,7 +137,9 @@ def test_licence_and_grant_commands(server: str, run) -> None:  # type: ignore[n
     code, out = run("licences", "requests")
     assert code == 0 and "yan" in out and "Site-DUA" in out
     code, out = run("licences", "approve", "yan", "Site-DUA", "--expires", "2099-01-01")
-    assert code == 0 and "until 2099-01-01" in out
+    assert code == 0 and "until 2099-01-01" in out and "every collection under it" in out
+    code, out = run("licences", "approve", "yan", "Site-DUA", "--collection", "Nowhere")
+    assert code == 1 and "Nowhere is not under the Site-DUA licence" in out
 
     code, out = run("grants", "add", "yan", "Lim-A", "--expires", "2099-01-01")
     assert code == 0 and "may now read Lim-A" in out

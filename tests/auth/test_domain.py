@@ -115,13 +115,49 @@ def test_who_may_grant_roles() -> None:
     assert not domain.may_grant_collection(manager, "D")
 
 
-def test_managers_approve_only_the_licences_of_their_collections() -> None:
-    licences = {"C": "TCIA-Restricted", "D": "NCTN-Data-Archive"}
+def test_managers_approve_licences_only_for_the_collections_they_manage() -> None:
+    licences = {"C": "TCIA-Restricted", "X": "TCIA-Restricted", "D": "NCTN-Data-Archive"}
     manager = principal(coll={"C": ["manager"]})
-    assert domain.may_approve_licence(manager, "TCIA-Restricted", licences)
-    assert not domain.may_approve_licence(manager, "NCTN-Data-Archive", licences)
-    assert domain.may_approve_licence(principal(roles=["admin"]), "NCTN-Data-Archive", {})
-    assert not domain.may_approve_licence(principal(roles=["curator"]), "TCIA-Restricted", licences)
+    assert domain.approval_scope(manager, "TCIA-Restricted", licences) == {"C"}
+    with pytest.raises(domain.NotPermitted):
+        domain.approval_scope(manager, "NCTN-Data-Archive", licences)
+    with pytest.raises(domain.NotPermitted, match="for X"):
+        domain.approval_scope(manager, "TCIA-Restricted", licences, ["C", "X"])
+    with pytest.raises(domain.NotPermitted):
+        domain.approval_scope(principal(roles=["curator"]), "TCIA-Restricted", licences)
+    admin = principal(roles=["admin"])
+    assert domain.approval_scope(admin, "NCTN-Data-Archive", {}) is None  # the whole licence
+    assert domain.approval_scope(admin, "TCIA-Restricted", licences, ["X"]) == {"X"}
+    with pytest.raises(domain.Invalid, match="not under"):
+        domain.approval_scope(admin, "TCIA-Restricted", licences, ["D"])
+
+
+def test_approvals_widen_and_narrow_by_collection() -> None:
+    assert domain.widened_scope(["C"], True, frozenset({"X"})) == ["C", "X"]
+    assert domain.widened_scope(["C"], False, frozenset({"X"})) == ["X"]  # lapsed: afresh
+    assert domain.widened_scope(None, True, frozenset({"X"})) is None  # already whole
+    assert domain.widened_scope(["C"], True, None) is None
+    assert domain.narrowed_scope(["C", "X"], {"C", "X", "Y"}, frozenset({"X"})) == ["C"]
+    assert domain.narrowed_scope(None, {"C", "X", "Y"}, frozenset({"X"})) == ["C", "Y"]
+
+
+def test_a_licence_approved_for_some_collections_reads_those_only() -> None:
+    claims = domain.access_claims(
+        domain.Holder(
+            "una", policy_accepted=True, licence_scopes={"TCIA-Restricted": frozenset({"Z"})}
+        ),
+        scopes=frozenset({"read"}),
+        issuer="i",
+        audience="a",
+        now=0,
+        jti="j",
+        sid="s",
+    )
+    assert claims["lic"] == [] and claims["licc"] == {"TCIA-Restricted": ["Z"]}
+    p = Principal.from_claims(claims)
+    assert p.can_read("Z", "limited", "TCIA-Restricted")
+    assert not p.can_read("X", "limited", "TCIA-Restricted")
+    assert not p.can_read("Z", "limited", "NCTN-Data-Archive")
 
 
 def test_acceptance_counts_only_when_approved_and_unexpired() -> None:

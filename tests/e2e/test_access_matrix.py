@@ -5,7 +5,9 @@ Two published collections: ``Mx-Public`` (CC-BY-4.0, public) and ``Mx-Limited``
 (TCIA-Restricted, limited). "submitter" and "manager" hold that role on the collection
 of the column (each column has its own account); "curator" is a global curator;
 "licensed" is a user who accepted the data usage policy and holds an approved
-TCIA-Restricted licence.
+TCIA-Restricted licence. A third limited collection under the same licence, ``Mx-Other``,
+has a manager ("other-manager") who approved TCIA-Restricted for itself and for a user
+("other-licensed"): both approvals cover Mx-Other only, so both meet what a plain user meets.
 
 Outcomes: ``ok`` (allowed, and it worked), ``401``/``403`` (refused), ``hidden`` (the
 collection is not listed / NBIA's 400 "not found or not authorized", telling nothing).
@@ -30,7 +32,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 COLLECTIONS = {"public": "Mx-Public", "limited": "Mx-Limited"}
 LICENCE = {"public": "CC-BY-4.0", "limited": "TCIA-Restricted"}
 SITE = "site-1"
-PERSONAS = ("anonymous", "user", "licensed", "submitter", "curator", "manager", "admin")
+PERSONAS = (
+    "anonymous",
+    "user",
+    "licensed",
+    "submitter",
+    "curator",
+    "manager",
+    "admin",
+    "other-manager",
+    "other-licensed",
+)
+#: limited, under the same licence as Mx-Limited, with a manager of its own
+OTHER = "Mx-Other"
 
 # endpoint → persona → (outcome on the public collection, on the limited one)
 EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
@@ -97,6 +111,11 @@ EXPECTED: dict[str, dict[str, tuple[str, str]]] = {
         for p in PERSONAS
     },
 }
+
+# A licence approved by the manager of another collection under it covers that collection
+# only: these two meet what a plain user meets, everywhere.
+for _want in EXPECTED.values():
+    _want["other-manager"] = _want["other-licensed"] = _want["user"]
 
 
 @dataclass
@@ -215,6 +234,38 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         r = await c.post("/api/auth/users/licensed/licences/TCIA-Restricted/approve", headers=admin)
         assert r.status_code == 200, r.text
 
+        # the other limited collection, its manager, and the licence that manager approves
+        r = await c.post(
+            "/api/intake/collections",
+            headers=admin,
+            json={"name": OTHER, "licence": LICENCE["limited"], "access": "limited"},
+        )
+        assert r.status_code == 201, r.text
+        for who in ("other-manager", "other-licensed"):
+            r = await c.post(
+                "/api/auth/users", json={"username": who, "password": f"{who}-password-1"}
+            )
+            assert r.status_code == 201, r.text
+        r = await c.post(
+            "/api/auth/users/other-manager/roles",
+            headers=admin,
+            json={"role": "manager", "collection": OTHER},
+        )
+        assert r.status_code == 201, r.text
+        other_manager = await _token(c, "other-manager", "other-manager-password-1")
+
+        async def approved(who: str) -> bool:
+            # auth learns Mx-Other's licence from intake's collection.updated
+            r = await c.post(
+                f"/api/auth/users/{who}/licences/TCIA-Restricted/approve", headers=other_manager
+            )
+            return r.status_code == 200
+
+        for who in ("other-manager", "other-licensed"):
+            h = await _token(c, who, f"{who}-password-1")
+            assert (await c.post("/api/auth/me/accept-policy", headers=h)).is_success
+            await _until(p, lambda who=who: approved(who), f"{who}'s approval of {OTHER}")
+
         for access in COLLECTIONS:
             w.headers["anonymous", access] = {}
             w.headers["admin", access] = admin
@@ -224,6 +275,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 ("curator", "curator"),
                 ("submitter", f"submitter-{access}"),
                 ("manager", f"manager-{access}"),
+                ("other-manager", "other-manager"),
+                ("other-licensed", "other-licensed"),
             ):
                 w.headers[persona, access] = await _token(c, who, f"{who}-password-1")
         yield w

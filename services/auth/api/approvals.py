@@ -29,10 +29,13 @@ async def approve_licence(
     caller: CallerDep,
     body: ApproveIn | None = None,
 ) -> AcceptanceOut:
-    """Approve a licence for an account (admin, or a manager of a collection under
-    that licence), optionally until ``expires_at``."""
-    expires = body.expires_at if body else None
-    return await licences.approve(auth, caller, username, licence_id, expires)
+    """Approve a licence for an account, optionally until ``expires_at``: an admin for
+    the whole licence (or the ``collections`` named), a collection's manager for the
+    collections under it that they manage."""
+    body = body or ApproveIn()
+    return await licences.approve(
+        auth, caller, username, licence_id, body.expires_at, body.collections
+    )
 
 
 @router.delete("/users/{username}/licences/{licence_id}", status_code=204)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,15 @@ class Unauthenticated(DomainError):
     """No valid session to act on (a missing or broken bearer token)."""
 
     status = 401
+
+
+class NotPermitted(Exception):
+    """The rules refuse the principal ``what`` they asked to do; the service records the
+    refusal (``service.audit.denied``) and answers 403."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
 
 
 class Throttled(DomainError):
@@ -202,17 +211,56 @@ def may_grant_collection(principal: Principal, collection: str) -> bool:
     return principal.can_manage(collection)
 
 
-def may_approve_licence(
-    principal: Principal, licence_id: str, collection_licences: Mapping[str, str]
-) -> bool:
-    """Admins approve any licence; a manager approves the licence of a collection they
-    manage (``collection_licences`` maps collection → licence id, from collection.updated)."""
+def collections_under(licence_id: str, collection_licences: Mapping[str, str]) -> set[str]:
+    """The collections published under a licence (``collection_licences`` maps collection
+    → licence id, from collection.updated)."""
+    return {coll for coll, lic in collection_licences.items() if lic == licence_id}
+
+
+def approval_scope(
+    principal: Principal,
+    licence_id: str,
+    collection_licences: Mapping[str, str],
+    named: Iterable[str] = (),
+) -> frozenset[str] | None:
+    """The collections an approval by ``principal`` covers; None: the whole licence (every
+    collection under it, now and later), which only an admin approves. A manager's approval
+    covers the collections under the licence they manage — those ``named``, or all of them.
+    Raises ``Invalid`` for a named collection not under the licence, ``NotPermitted`` when
+    the principal manages none of them (or not every one named)."""
+    under = collections_under(licence_id, collection_licences)
+    named = set(named)
+    if outside := sorted(named - under):
+        raise Invalid(
+            f"{', '.join(outside)} is not under the {licence_id} licence; name collections "
+            "published under it"
+        )
     if principal.is_admin:
-        return True
-    return any(
-        lic == licence_id and principal.can_manage(coll)
-        for coll, lic in collection_licences.items()
-    )
+        return frozenset(named) if named else None
+    mine = {c for c in under if principal.can_manage(c)}
+    if not mine:
+        raise NotPermitted(f"approve the {licence_id} licence")
+    if not_mine := sorted(named - mine):
+        raise NotPermitted(f"approve the {licence_id} licence for {', '.join(not_mine)}")
+    return frozenset(named or mine)
+
+
+def widened_scope(
+    current: Iterable[str] | None, active: bool, adding: frozenset[str] | None
+) -> list[str] | None:
+    """An approval's collections once ``adding`` is approved too (None: the whole licence).
+    An approval no longer active starts afresh."""
+    if adding is None or (active and current is None):
+        return None
+    return sorted((set(current or ()) if active else set()) | adding)
+
+
+def narrowed_scope(
+    current: Iterable[str] | None, under: set[str], removing: frozenset[str]
+) -> list[str]:
+    """An approval's collections once ``removing`` is taken away; a whole-licence approval
+    keeps the other collections under the licence as they are now."""
+    return sorted((under if current is None else set(current)) - removing)
 
 
 def managed_licences(principal: Principal, collection_licences: Mapping[str, str]) -> set[str]:
@@ -241,9 +289,12 @@ class Holder:
 
     name: str
     rows: tuple[RoleRow, ...] = ()
+    #: licences approved whole
     licences: frozenset[str] = frozenset()
     grants: frozenset[str] = frozenset()
     policy_accepted: bool = False
+    #: licences approved for some collections only (by their managers): licence → those
+    licence_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def available_scopes(rows: Iterable[RoleRow]) -> frozenset[str]:
@@ -318,6 +369,7 @@ def access_claims(
         coll=coll,
         sites=sites,
         lic=sorted(holder.licences) if reads else [],
+        licc={lic: sorted(c) for lic, c in sorted(holder.licence_scopes.items())} if reads else {},
         grants=sorted(holder.grants) if reads else [],
         scope=" ".join(s for s in SCOPES if s in scopes),
         dup=holder.policy_accepted,

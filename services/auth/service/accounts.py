@@ -63,9 +63,17 @@ async def holder_of(s: AsyncSession, acc: Account, now: datetime) -> Holder:
     """Everything a token for ``acc`` says, as of ``now``."""
     accepted = await s.execute(
         select(
-            LicenceAcceptance.licence_id, LicenceAcceptance.status, LicenceAcceptance.expires_at
+            LicenceAcceptance.licence_id,
+            LicenceAcceptance.status,
+            LicenceAcceptance.expires_at,
+            LicenceAcceptance.collections,
         ).where(LicenceAcceptance.account_id == acc.id)
     )
+    active = [
+        (lic, colls)
+        for lic, status, exp, colls in accepted
+        if domain.acceptance_active(status, exp, now)
+    ]
     grants = await s.execute(
         select(CollectionGrant.collection, CollectionGrant.expires_at).where(
             CollectionGrant.account_id == acc.id
@@ -74,9 +82,8 @@ async def holder_of(s: AsyncSession, acc: Account, now: datetime) -> Holder:
     return Holder(
         name=acc.name,
         rows=tuple(await queries.role_rows(s, acc.id)),
-        licences=frozenset(
-            lic for lic, status, exp in accepted if domain.acceptance_active(status, exp, now)
-        ),
+        licences=frozenset(lic for lic, colls in active if colls is None),
+        licence_scopes={lic: frozenset(colls) for lic, colls in active if colls},
         grants=frozenset(c for c, exp in grants if domain.grant_active(exp, now)),
         policy_accepted=acc.policy_accepted_at is not None,
     )

@@ -4,6 +4,7 @@ approver approving or revoking it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +149,7 @@ async def accept(auth: Auth, caller: Caller, licence_id: str) -> AcceptanceOut:
             if row is None:
                 row = LicenceAcceptance(account_id=acc.id, licence_id=lic.id)
                 s.add(row)
-            row.requested_at, row.expires_at = now, None
+            row.requested_at, row.expires_at, row.collections = now, None, None
             if lic.requires_approval:
                 row.status, row.approved_by, row.approved_at = "requested", None, None
             else:
@@ -171,21 +172,24 @@ async def approve_for(
     by: str,
     now: datetime,
     expires_at: datetime | None,
+    scope: frozenset[str] | None = None,
 ) -> LicenceAcceptance:
+    """Approve ``lic`` for ``acc``: for the collections in ``scope`` (added to those an
+    active approval covers), or with None the whole licence."""
     row = await acceptance(s, acc.id, lic.id)
     if row is None:
         # An approver may record an agreement signed on paper without a prior request.
         row = LicenceAcceptance(account_id=acc.id, licence_id=lic.id, requested_at=now)
         s.add(row)
+    active = domain.acceptance_active(row.status, row.expires_at, now)
+    row.collections = domain.widened_scope(row.collections, active, scope)
     row.status, row.approved_by, row.approved_at, row.expires_at = "approved", by, now, expires_at
     return row
 
 
-async def _may_approve(auth: Auth, caller: Caller, licence_id: str) -> bool:
+async def _collection_licences(auth: Auth) -> dict[str, str]:
     async with auth.db.session() as s:
-        return domain.may_approve_licence(
-            caller.principal, licence_id, await queries.collection_licences(s)
-        )
+        return await queries.collection_licences(s)
 
 
 async def requests(auth: Auth, caller: Caller, status: str) -> list[AcceptanceOut]:
@@ -193,45 +197,78 @@ async def requests(auth: Auth, caller: Caller, status: str) -> list[AcceptanceOu
     of their collections for a manager."""
     mine: set[str] | None = None
     if not caller.principal.is_admin:
-        async with auth.db.session() as s:
-            mine = domain.managed_licences(caller.principal, await queries.collection_licences(s))
+        mine = domain.managed_licences(caller.principal, await _collection_licences(auth))
         if not mine:
             raise await denied(auth, caller, "see licence requests")
     return await queries.licence_requests(auth.db, status, mine)
 
 
 async def approve(
-    auth: Auth, caller: Caller, username: str, licence_id: str, expires_at: datetime | None
+    auth: Auth,
+    caller: Caller,
+    username: str,
+    licence_id: str,
+    expires_at: datetime | None,
+    collections: Sequence[str] = (),
 ) -> AcceptanceOut:
-    """Approve a licence for an account (admin, or a manager of a collection under that
-    licence), optionally until ``expires_at``."""
-    if not await _may_approve(auth, caller, licence_id):
-        raise await denied(auth, caller, f"approve the {licence_id} licence")
+    """Approve a licence for an account, optionally until ``expires_at``: an admin for the
+    whole licence (or the ``collections`` named), a manager for the collections under it
+    they manage (or those of them named) — never for a collection someone else manages."""
+    try:
+        scope = domain.approval_scope(
+            caller.principal, licence_id, await _collection_licences(auth), collections
+        )
+    except domain.NotPermitted as e:
+        raise await denied(auth, caller, e.what) from None
     now = utcnow()
     if expires_at is not None and expires_at <= now:
         raise Invalid("expires_at is in the past; give a future date")
     async with auth.uow(caller) as unit:
         acc = await queries.get_account(unit.session, domain.normalise_username(username))
         lic = await queries.get_licence(unit.session, licence_id)
+        row = await acceptance(unit.session, acc.id, lic.id)
+        if (
+            scope is not None
+            and row is not None
+            and row.collections is None
+            and domain.acceptance_active(row.status, row.expires_at, now)
+        ):
+            # approved whole already (by an admin): a manager neither narrows nor extends it
+            return queries.acceptance_out(row, acc.name, now)
         row = await approve_for(
-            unit.session, acc, lic, by=caller.name, now=now, expires_at=expires_at
+            unit.session, acc, lic, by=caller.name, now=now, expires_at=expires_at, scope=scope
         )
         unit.audit(
             "licence_approved",
             subject=acc.name,
             licence=lic.id,
+            collections=row.collections,
             expires_at=expires_at.isoformat() if expires_at else None,
         )
         return queries.acceptance_out(row, acc.name, now)
 
 
 async def revoke(auth: Auth, caller: Caller, username: str, licence_id: str) -> None:
-    if not await _may_approve(auth, caller, licence_id):
-        raise await denied(auth, caller, f"revoke the {licence_id} licence")
+    """Revoke an account's licence: an admin revokes it whole; a manager takes away the
+    collections they manage from it (all of it when nothing else is left)."""
+    collection_licences = await _collection_licences(auth)
+    try:
+        scope = domain.approval_scope(caller.principal, licence_id, collection_licences)
+    except domain.NotPermitted:
+        raise await denied(auth, caller, f"revoke the {licence_id} licence") from None
     async with auth.uow(caller) as unit:
         acc = await queries.get_account(unit.session, domain.normalise_username(username))
         row = await acceptance(unit.session, acc.id, licence_id)
-        if row is None or row.status == "revoked":
-            raise NotFound(f"{acc.name!r} holds no {licence_id} licence")
-        row.status = "revoked"
-        unit.audit("licence_revoked", subject=acc.name, licence=licence_id)
+        held = row is not None and row.status != "revoked"
+        left: list[str] = []
+        if row is not None and held and scope is not None:
+            under = domain.collections_under(licence_id, collection_licences)
+            left = domain.narrowed_scope(row.collections, under, scope)
+            held = left != (sorted(under) if row.collections is None else row.collections)
+        if row is None or not held:
+            raise NotFound(f"{acc.name!r} holds no {licence_id} licence you can revoke")
+        if left:
+            row.collections = left
+        else:
+            row.status = "revoked"
+        unit.audit("licence_revoked", subject=acc.name, licence=licence_id, collections_left=left)
