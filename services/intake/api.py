@@ -20,7 +20,7 @@ from services.common import bounds
 from services.common.bounds import LimitExceeded, Limits
 from services.common.contracts import MAX_OFFSET
 from services.common.events import Licence
-from services.common.security import AuthenticatedPrincipal, forbid
+from services.common.security import AuthenticatedPrincipal, Principal, forbid
 from services.common.service import ServiceContext
 from services.intake import domain, handlers
 from services.intake.handlers import Upload, UploadUnreadable
@@ -66,6 +66,12 @@ SUBMIT_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+def may_see(principal: Principal, c: Collection) -> bool:
+    """A limited collection's record (name, licence, description) is shown only to those
+    who may read it or submit to it."""
+    return principal.can_read(c.name, c.access, c.licence_id) or principal.can_submit(c.name)
 
 
 def no_collection(name: str) -> HTTPException:
@@ -127,14 +133,19 @@ def router(ctx: ServiceContext) -> APIRouter:
         return CollectionOut.of(c)
 
     @r.get("/collections", response_model=list[CollectionOut])
-    async def list_collections(_: AuthenticatedPrincipal) -> list[CollectionOut]:
+    async def list_collections(principal: AuthenticatedPrincipal) -> list[CollectionOut]:
+        """The collections the caller may see: public ones, and limited ones they may
+        read or submit to."""
         async with ctx.db.session() as s:
             rows = await s.scalars(select(Collection).order_by(Collection.name))
-            return [CollectionOut.of(c) for c in rows]
+            return [CollectionOut.of(c) for c in rows if may_see(principal, c)]
 
     @r.get("/collections/{name}", response_model=CollectionOut)
-    async def get_collection(name: str, _: AuthenticatedPrincipal) -> CollectionOut:
-        return CollectionOut.of(await collection_or_404(name))
+    async def get_collection(name: str, principal: AuthenticatedPrincipal) -> CollectionOut:
+        c = await collection_or_404(name)
+        if not may_see(principal, c):
+            raise no_collection(name)  # as if it did not exist: no existence oracle
+        return CollectionOut.of(c)
 
     @r.patch("/collections/{name}", response_model=CollectionOut)
     async def patch_collection(

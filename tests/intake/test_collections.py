@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -166,6 +167,46 @@ async def test_patch_needs_a_manager_of_that_collection(intake: Platform) -> Non
 
 async def test_listing_needs_a_login(intake: Platform) -> None:
     assert (await intake.client.get(COLLECTIONS)).status_code == 401
+
+
+async def test_a_limited_collection_is_shown_only_to_those_who_may_see_it(
+    intake: Platform,
+) -> None:
+    for name, lic in (("Lim-Q", "TCIA-Restricted"), ("Lim-R", "TCIA-Restricted")):
+        r = await intake.client.post(
+            COLLECTIONS,
+            json={"name": name, "licence": lic, "access": "limited", "description": "secret"},
+            headers=admin_headers(),
+        )
+        assert r.status_code == 201, r.text
+
+    async def listed(**claims: Any) -> list[str]:
+        r = await intake.client.get(COLLECTIONS, headers=auth_header(mint("who", **claims)))
+        assert r.status_code == 200
+        return [x["name"] for x in r.json()]
+
+    assert await listed() == ["Demo-CT"]
+    assert await listed(lic=["TCIA-Restricted"]) == ["Demo-CT"]  # policy not accepted
+    licensed = {"lic": ["TCIA-Restricted"], "dup": True}
+    assert await listed(**licensed) == ["Demo-CT", "Lim-Q", "Lim-R"]
+    assert await listed(licc={"TCIA-Restricted": ["Lim-R"]}, dup=True) == ["Demo-CT", "Lim-R"]
+    assert await listed(grants=["Lim-Q"], dup=True) == ["Demo-CT", "Lim-Q"]
+    assert await listed(coll={"Lim-Q": ["submitter"]}) == ["Demo-CT", "Lim-Q"]
+    assert await listed(coll={"Lim-R": ["curator"]}) == ["Demo-CT", "Lim-R"]
+    assert await listed(roles=["admin"]) == ["Demo-CT", "Lim-Q", "Lim-R"]
+
+    # one by name: the same 404 as a collection that does not exist
+    outsider = auth_header(mint("who"))
+    hidden = await intake.client.get(f"{COLLECTIONS}/Lim-Q", headers=outsider)
+    missing = await intake.client.get(f"{COLLECTIONS}/Lim-Nope", headers=outsider)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["detail"].replace("Lim-Q", "X") == missing.json()["detail"].replace(
+        "Lim-Nope", "X"
+    )
+    assert "secret" not in hidden.text
+    granted = auth_header(mint("w", grants=["Lim-Q"], dup=True))
+    r = await intake.client.get(f"{COLLECTIONS}/Lim-Q", headers=granted)
+    assert r.status_code == 200 and r.json()["description"] == "secret"
 
 
 async def test_migration_matches_the_models(tmp_path: Path) -> None:
