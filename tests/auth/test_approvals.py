@@ -120,3 +120,15 @@ async def test_a_manager_approving_for_themself_gets_their_collection_only(
     assert (await _approve(p, zed, "zed")).json()["collections"] == ["Lim-Z"]
     _, readable = await _reads(p, tokens)
     assert readable == {"Lim-Z"}
+
+
+async def test_a_manager_declines_a_request_whole(
+    p: Platform, managers: dict[str, dict[str, str]]
+) -> None:
+    await register(p.client, "vic")
+    vic = bearer((await login(p.client, "vic", "vic-password-1"))["access_token"])
+    await p.client.post(f"/api/auth/me/licences/{LIC}", headers=vic)
+    r = await p.client.delete(f"/api/auth/users/vic/licences/{LIC}", headers=managers["zed"])
+    assert r.status_code == 204
+    (held,) = (await p.client.get("/api/auth/me/licences", headers=vic)).json()
+    assert held["status"] == "revoked" and held["active"] is False

@@ -261,7 +261,8 @@ async def revoke(auth: Auth, caller: Caller, username: str, licence_id: str) -> 
         row = await acceptance(unit.session, acc.id, licence_id)
         held = row is not None and row.status != "revoked"
         left: list[str] = []
-        if row is not None and held and scope is not None:
+        # a request not yet approved is declined whole; an approval loses the revoker's part
+        if row is not None and held and row.status == "approved" and scope is not None:
             under = domain.collections_under(licence_id, collection_licences)
             left = domain.narrowed_scope(row.collections, under, scope)
             held = left != (sorted(under) if row.collections is None else row.collections)
