@@ -86,14 +86,20 @@ def users_list(
             u["username"],
             _roles_text(u["roles"]),
             ", ".join(g["collection"] for g in u["grants"] if g["active"]),
-            ", ".join(
-                lic["licence_id"] + ("" if lic["active"] else f" ({lic['status']})")
-                for lic in u["licences"]
-            ),
+            ", ".join(_licence_text(lic) for lic in u["licences"]),
             "accepted" if u["policy_accepted_at"] else "-",
             "disabled" if u["disabled"] else "active",
         )
     out.print(table)
+
+
+def _licence_text(lic: dict[str, Any]) -> str:
+    """``TCIA-Restricted``, ``TCIA-Restricted for Lim-Z`` (a scoped approval), or with the
+    status when it does not count."""
+    text = lic["licence_id"]
+    if lic.get("collections"):
+        text += " for " + "+".join(lic["collections"])
+    return text if lic["active"] else f"{text} ({lic['status']})"
 
 
 @users_app.command("create")
