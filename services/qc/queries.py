@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
 from services.common.events import CollectionUpdated
@@ -95,6 +96,22 @@ async def one_series(db: Database, uid: str) -> SeriesOut:
     return _series_out(*row)
 
 
+async def series_headers(
+    s: AsyncSession, collection: str | None = None
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """One curated header per series — its instances agree on body part and descriptions —
+    as (collection, series UID, modality, header), for a collection or for all."""
+    first = select(func.min(Instance.instance_id)).where(Instance.stage.in_(CURATED))
+    if collection is not None:
+        first = first.where(Instance.collection == collection)
+    rows = await s.execute(
+        select(
+            Instance.collection, Instance.series_instance_uid, Instance.modality, Instance.header
+        ).where(Instance.instance_id.in_(first.group_by(Instance.series_instance_uid)))
+    )
+    return [(c, str(uid), m or "", h or {}) for c, uid, m, h in rows.all()]
+
+
 async def publish_candidates(
     db: Database, collection: str, requested: Sequence[str]
 ) -> tuple[CollectionUpdated | None, dict[str, SeriesSummary]]:
@@ -125,21 +142,9 @@ async def publish_candidates(
                 )
             ).all()
         )
-        # one header per series (its instances agree on body part and descriptions)
-        first = (
-            select(func.min(Instance.instance_id))
-            .where(Instance.collection == collection, Instance.stage.in_(CURATED))
-            .group_by(Instance.series_instance_uid)
-        )
         faces = {
-            uid: face_reason(modality or "", header or {})
-            for uid, modality, header in (
-                await s.execute(
-                    select(Instance.series_instance_uid, Instance.modality, Instance.header).where(
-                        Instance.instance_id.in_(first)
-                    )
-                )
-            ).all()
+            uid: face_reason(modality, header)
+            for _, uid, modality, header in await series_headers(s, collection)
         }
     known = {
         series.series_instance_uid: SeriesSummary(

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import Database
 from services.qc.domain import (
-    FACE_MODALITIES,
     NotFound,
     Stage,
     face_geometry_hint,
@@ -31,7 +30,7 @@ from services.qc.models import (
     ReviewEvent,
     Series,
 )
-from services.qc.queries import CURATED
+from services.qc.queries import CURATED, series_headers
 
 
 async def inventory(db: Database, collection: str, zone: str) -> Counter[Key]:
@@ -275,23 +274,11 @@ async def _face_suggestions(s: AsyncSession) -> dict[str, str]:
         for c in await s.scalars(select(Collection))
         if (c.record or {}).get("face_reconstructable")
     }
-    first = (
-        select(func.min(Instance.instance_id))
-        .where(Instance.stage.in_(CURATED), Instance.modality.in_(sorted(FACE_MODALITIES)))
-        .group_by(Instance.series_instance_uid)
-    )
     found: dict[str, list[str]] = {}
-    rows = await s.execute(
-        select(Instance.collection, Instance.modality, Instance.header).where(
-            Instance.instance_id.in_(first)
-        )
-    )
-    for collection, modality, header in rows.all():
+    for collection, _, modality, header in await series_headers(s):
         if collection in marked:
             continue
-        reason = face_reason(modality or "", header or {}) or face_geometry_hint(
-            modality or "", header or {}
-        )
+        reason = face_reason(modality, header) or face_geometry_hint(modality, header)
         if reason:
             found.setdefault(collection, []).append(reason)
     return {
