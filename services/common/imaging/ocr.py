@@ -11,6 +11,7 @@ is never returned, logged or stored.
 
 from __future__ import annotations
 
+import io
 import shutil
 from dataclasses import dataclass
 
@@ -145,6 +146,4 @@ def find_text(frame: np.ndarray, *, min_confidence: float = MIN_CONFIDENCE) -> l
 def text_in(shown: bytes) -> list[TextBox]:
     """Boxes of burned-in text in a frame as a reviewer sees it (an encoded PNG or WebP
     from :func:`services.common.imaging.render.render_frame`)."""
-    import io
-
     return find_text(np.asarray(Image.open(io.BytesIO(shown))))

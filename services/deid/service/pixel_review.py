@@ -50,17 +50,20 @@ async def pixel_hold(deid: Deid, collection: str, instance_id: str) -> Hold:
     return held
 
 
-async def _original(deid: Deid, held: Hold) -> tuple[bytes, Dataset]:
+async def _original(deid: Deid, held: Hold) -> bytes:
     key = str(held.received["object"]["key"])
     try:
-        data = await deid.store.get("quarantine", key)
+        return await deid.store.get("quarantine", key)
     except ObjectNotFound:
         raise Conflict(
             f"the quarantined object of {held.instance_id} is missing; reject it and ask "
             "the site to send it again"
         ) from None
-    ds = await asyncio.to_thread(pydicom.dcmread, io.BytesIO(data), force=True)
-    return data, ds
+
+
+async def _original_dataset(deid: Deid, held: Hold) -> Dataset:
+    data = await _original(deid, held)
+    return await asyncio.to_thread(pydicom.dcmread, io.BytesIO(data), force=True)
 
 
 async def render_held(
@@ -72,7 +75,7 @@ async def render_held(
     window: tuple[float, float] | None = None,
 ) -> Rendered:
     """A frame of the held original as the curator reviews it."""
-    _, ds = await _original(deid, await pixel_hold(deid, collection, instance_id))
+    ds = await _original_dataset(deid, await pixel_hold(deid, collection, instance_id))
     try:
         return await asyncio.to_thread(render_frame, ds, frame, fmt=fmt, window=window)
     except FrameOutOfRange as e:
@@ -109,7 +112,7 @@ async def evidence(deid: Deid, collection: str, instance_id: str) -> list[dict[s
 
 
 async def _attach(deid: Deid, held: Hold) -> list[dict[str, float]]:
-    _, ds = await _original(deid, held)
+    ds = await _original_dataset(deid, held)
     boxes = await asyncio.to_thread(_boxes, ds)
     async with deid.db.session() as s, s.begin():
         row = await s.get(Hold, held.instance_id, with_for_update=True)
@@ -169,7 +172,7 @@ async def blank_and_release(
             f"instance {instance_id} is held for {held.kind}, not for its pixels; "
             "release it without blanking"
         )
-    data, _ = await _original(deid, held)
+    data = await _original(deid, held)
     try:
         blanked = await asyncio.to_thread(_blanked, data, rectangles)
     except BlankingError as e:
