@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.events import Event, SeriesIndexed
+from services.common.events import SeriesIndexed
 from tests.harness import auth_header, mint
 from tests.memory import InMemory, in_memory
 from tests.qc.curation import collection_event, make_series, put_curated
@@ -77,5 +77,5 @@ async def test_an_account_of_an_earlier_publication_changes_nothing(p: InMemory)
     stale = older.model_copy(
         update={"instances": 0, "released_at": datetime(2020, 1, 1, tzinfo=UTC)}
     )
-    await p.publish(Event.model_validate(stale.event("/site-a/catalog").model_dump()))
+    await p.publish(stale.event("/site-a/catalog"))
     assert (await glance(p))["public_check"]["state"] == "match"
