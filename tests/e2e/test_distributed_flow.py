@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imarc.stack import Stack, free_port
-from services.common.settings import SERVICES
+from imarc.stack import Stack
 from tests.e2e.flow import COLLECTION, login, poll, run_flow
+from tests.stacks import running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.s3]
 
@@ -29,22 +29,8 @@ def stack(tmp_path: Path, fresh_pg_url: str, rabbit_url: str) -> Iterator[Stack]
         "IMARC_BUS_RETRY_BASE_SECONDS": "0.1",
         "IMARC_REVOCATION_REFRESH_SECONDS": "0.5",
     }
-    s = Stack(
-        tmp_path / "stack",
-        env=env,
-        ports={n: free_port() for n in SERVICES},
-        gateway_port=free_port(),
-    )
-    try:
-        s.start(timeout=120)
+    with running_stack(tmp_path / "stack", env, tail=4000) as s:
         yield s
-    finally:
-        s.stop()
-        s.destroy_broker_objects()
-        for log in sorted((tmp_path / "stack").glob("*.log")):
-            text = log.read_text(errors="replace")
-            if "Traceback" in text:
-                print(f"--- {log.name}\n{text[-4000:]}")
 
 
 async def test_submit_to_download_distributed(stack: Stack) -> None:

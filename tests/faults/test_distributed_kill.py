@@ -23,10 +23,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from imarc.stack import Stack, free_port
+from imarc.stack import Stack
 from services.common.settings import SERVICES
 from tests.faults import checks, rabbit_node
 from tests.faults.rabbit_node import RabbitNode
+from tests.stacks import running_stack
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -55,22 +56,8 @@ def stack(tmp_path: Path, fresh_pg_url: str, node: RabbitNode) -> Iterator[Stack
         "IMARC_BUS_RETRY_BASE_SECONDS": "0.1",
         "IMARC_DEID_WORKERS": "2",
     }
-    s = Stack(
-        tmp_path / "stack",
-        env=env,
-        ports={n: free_port() for n in SERVICES},
-        gateway_port=free_port(),
-    )
-    try:
-        s.start(timeout=120)
+    with running_stack(tmp_path / "stack", env, tail=3000) as s:
         yield s
-    finally:
-        s.stop()
-        s.destroy_broker_objects()
-        for log in sorted((tmp_path / "stack").glob("*.log")):
-            text = log.read_text(errors="replace")
-            if "Traceback" in text:
-                print(f"--- {log.name}\n{text[-3000:]}")
 
 
 def kill_and_restart(stack: Stack, name: str) -> None:
