@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,12 +18,11 @@ from services.common.memory_bus import InMemoryBus
 from services.common.rabbit_bus import RabbitBus
 
 
-@pytest.fixture(params=["memory", "embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
-async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
+async def _bus(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
     b: Bus
-    if request.param == "memory":
+    if kind == "memory":
         b = InMemoryBus(max_attempts=3)
-    elif request.param == "embedded":
+    elif kind == "embedded":
         b = EmbeddedBus(tmp_path / "bus.sqlite", max_attempts=3, retry_base=0.02)
     else:
         url = request.getfixturevalue("rabbit_url")
@@ -33,6 +33,22 @@ async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[B
     if isinstance(b, RabbitBus):  # leave no test queues behind on the shared broker
         await b.delete_queues(exchange=True)
     await b.close()
+
+
+RABBITMQ = pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)
+
+
+@pytest.fixture(params=["memory", "embedded", RABBITMQ])
+async def bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Bus]:
+    async for b in _bus(request.param, request, tmp_path):
+        yield b
+
+
+@pytest.fixture(params=["embedded", RABBITMQ])
+async def durable_bus(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The buses of deployments: they keep dead letters for an operator to replay or drop."""
+    async for b in _bus(request.param, request, tmp_path):
+        yield b
 
 
 def q(name: str) -> str:
@@ -139,6 +155,42 @@ async def test_handler_that_keeps_failing_goes_to_the_dead_letter_queue(bus: Bus
     assert "cannot handle this" in dead[0].error
     await idle(bus, queue)
     assert len(calls) == 3, "no delivery after the retry bound"
+
+
+async def test_a_dead_letter_replayed_is_delivered_again_and_a_dropped_one_is_gone(
+    durable_bus: Any,
+) -> None:
+    bus = durable_bus
+    failing = {"yes": True}
+    delivered: list[str] = []
+
+    async def until_fixed(e: Event) -> None:
+        if failing["yes"]:
+            raise ValueError("not yet")
+        delivered.append(e.id)
+
+    queue = q("replay")
+    await bus.subscribe(queue, ["org.imarc.#"], until_fixed)
+    first, second = ev(marker="1"), ev(marker="2")
+    await bus.publish([first, second])
+    dead: list = []
+
+    async def both_dead() -> bool:
+        dead[:] = await bus.dead_letters(queue)
+        return len(dead) == 2
+
+    for _ in range(200):
+        if await both_dead():
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(d.event.id for d in dead) == sorted([first.id, second.id])
+    failing["yes"] = False
+    assert await bus.replay_dead_letters(queue, [first.id]) == [first.id]
+    await eventually(lambda: delivered == [first.id])
+    assert await bus.drop_dead_letters(queue, [second.id]) == [second.id]
+    assert await bus.dead_letters(queue) == []
+    await idle(bus, queue)
+    assert delivered == [first.id]
 
 
 def test_topic_matching() -> None:
