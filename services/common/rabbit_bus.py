@@ -35,6 +35,21 @@ def _settled(queue: str, task: asyncio.Task[None]) -> None:
         )
 
 
+def _resent(message: Any, headers: dict[str, Any], expiration: float | None = None) -> Any:
+    """A persistent copy of a delivered ``message`` with new ``headers`` (a retry, a
+    dead letter, a replay)."""
+    import aio_pika  # only a deployment on RabbitMQ loads it
+
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        expiration=expiration,
+    )
+
+
 class RabbitBus:
     """RabbitMQ through aio-pika (see module docstring)."""
 
@@ -156,15 +171,7 @@ class RabbitBus:
                     target, expiration = queue + ".retry", backoff(self.retry_base, attempt)
                 try:
                     await channel.default_exchange.publish(
-                        aio_pika.Message(
-                            message.body,
-                            headers=headers,
-                            content_type=message.content_type,
-                            message_id=message.message_id,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            expiration=expiration,
-                        ),
-                        routing_key=target,
+                        _resent(message, headers, expiration), routing_key=target
                     )
                 except Exception as lost:  # the broker redelivers it (not acked)
                     log.warning("%s: could not schedule a retry: %r", queue, lost)
@@ -257,7 +264,6 @@ class RabbitBus:
     async def _take_dead_letters(
         self, queue: str, ids: Collection[str] | None, replay: bool
     ) -> list[str]:
-        import aio_pika
 
         await self.start()
         channel = await self._conn.channel(publisher_confirms=True)
@@ -280,14 +286,7 @@ class RabbitBus:
                         if k not in (self.ATTEMPT_HEADER, "x-imarc-error")
                     }
                     await channel.default_exchange.publish(
-                        aio_pika.Message(
-                            msg.body,
-                            headers=headers,
-                            content_type=msg.content_type,
-                            message_id=msg.message_id,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=self.queue_prefix + queue,
+                        _resent(msg, headers), routing_key=self.queue_prefix + queue
                     )
                 await msg.ack()
                 taken.append(event_id)
