@@ -111,6 +111,25 @@ def public_objects(objects: Path) -> list[Path]:
     return sorted((objects / "public" / COLLECTION).rglob("*.dcm"))
 
 
+def publish_all(url: str, headers: dict[str, str], objects: Path, n: int) -> None:
+    """Publish the collection (retrying what the gateway could not pass on) and check that
+    the catalog lists each of the ``n`` instances exactly once, with ``n`` public objects
+    under ``objects``."""
+    retrying(
+        "publishing",
+        lambda: httpx.post(
+            f"{url}/api/qc/collections/{COLLECTION}/publish",
+            json={"series": []},
+            headers=headers,
+            timeout=120,
+        ),
+    )
+    wait_until("the catalog to list every instance", lambda: len(published_instances(url)) >= n)
+    uids = published_instances(url)
+    assert len(uids) == n and len(set(uids)) == n, "each instance is listed exactly once"
+    assert len(public_objects(objects)) == n
+
+
 def descendants(pid: int) -> set[int]:
     """Every process started (directly or not) by ``pid``, while it lives."""
     out: set[int] = set()

@@ -165,22 +165,7 @@ def test_services_killed_broker_stopped_and_connections_cut_mid_ingest_lose_noth
 
     checks.wait_until(f"all {N} instances de-identified", lambda: status()["deidentified"] == N)
     headers = checks.login(stack.url, creds)
-    checks.retrying(
-        "publishing",
-        lambda: httpx.post(
-            f"{stack.url}/api/qc/collections/{checks.COLLECTION}/publish",
-            json={"series": []},
-            headers=headers,
-            timeout=120,
-        ),
-    )
-    checks.wait_until(
-        "the catalog to list every instance",
-        lambda: len(checks.published_instances(stack.url)) >= N,
-    )
-    uids = checks.published_instances(stack.url)
-    assert len(uids) == N and len(set(uids)) == N, "each instance is listed exactly once"
-    assert len(checks.public_objects(Path(stack.env["IMARC_STORE_URL"][len("file://") :]))) == N
+    checks.publish_all(stack.url, headers, Path(stack.env["IMARC_STORE_URL"][len("file://") :]), N)
     final = status()
     assert final["received"] == N and final["held"] == 0 and final["published"] == N, final
     url = stack.env["IMARC_DATABASE_URL"]

@@ -143,22 +143,7 @@ def test_sigkill_mid_ingest_then_restart_publishes_every_instance_once(up: Up) -
         f"all {N} instances to be de-identified",
         lambda: checks.status(up.url, headers)["deidentified"] == N,
     )
-    checks.retrying(
-        "publishing",
-        lambda: httpx.post(
-            f"{up.url}/api/qc/collections/{checks.COLLECTION}/publish",
-            json={"series": []},
-            headers=headers,
-            timeout=120,
-        ),
-    )
-    checks.wait_until(
-        "the catalog to list every instance",
-        lambda: len(checks.published_instances(up.url)) >= N,
-    )
-    uids = checks.published_instances(up.url)
-    assert len(uids) == N and len(set(uids)) == N, "each instance is listed exactly once"
-    assert len(checks.public_objects(up.data / "objects")) == N
+    checks.publish_all(up.url, headers, up.data / "objects", N)
     status = checks.status(up.url, headers)
     assert status["received"] == N and status["held"] == 0, status
     checks.wait_until("every outbox to be sent", lambda: unsent_outbox_rows(up.data) == 0)
