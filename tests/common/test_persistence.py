@@ -4,7 +4,6 @@ exists already (by its key or by any unique constraint) is left as it is."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint, select
@@ -23,14 +22,9 @@ things = Table(
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path}/t.sqlite"
-        if request.param == "sqlite"
-        else request.getfixturevalue("fresh_pg_url")
-    )
-    database = Database(url, schema="public")  # a fresh database: its own public schema
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, schema="public")  # a fresh database: its own public schema
     await database.create_all(metadata)
     yield database
     await database.dispose()
@@ -52,5 +46,5 @@ async def test_many_rows_count_only_the_new_ones(db: Database) -> None:
         rows = [{"id": i, "name": f"n{i}", "colour": "green"} for i in range(1, 5)]
         assert await insert_ignore(s, things, rows, key=["id"]) == 3
         assert await insert_ignore(s, things, rows, key=["id"]) == 0
-        kept = dict((await s.execute(select(things.c.id, things.c.colour))).tuples().all())
+        kept = dict((await s.execute(select(things.c.id, things.c.colour))).all())
     assert kept == {1: "green", 2: "red", 3: "green", 4: "green"}
