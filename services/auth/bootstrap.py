@@ -25,6 +25,7 @@ from services.auth.tokens import (
 )
 from services.common.db import Database
 from services.common.events import CollectionUpdated
+from services.common.housekeeping import repeat, stop
 from services.common.messaging import Messaging
 from services.common.security import StaticKeys, TokenVerifier
 from services.common.service import Consumer, ServiceContext, ServiceSpec, TokenPorts
@@ -125,20 +126,16 @@ async def _wait_for_primary(auth: Auth, first: float = 0.5, most: float = 15.0) 
 
 
 async def _housekeeping(db: Database, every: float = 3600.0) -> None:
-    while True:
-        try:
-            if pruned := await prune_expired(db):
-                log.info("pruned %d expired tokens, revocations and login counters", pruned)
-        except Exception:  # housekeeping never takes the service down
-            log.warning("auth housekeeping failed; retrying later", exc_info=True)
-        await asyncio.sleep(every)
+    async def prune() -> None:
+        if pruned := await prune_expired(db):
+            log.info("pruned %d expired tokens, revocations and login counters", pruned)
+
+    await repeat(prune, every, "auth housekeeping", log)
 
 
 async def on_stop(auth: Auth) -> None:
-    if auth.housekeeping is not None:
-        auth.housekeeping.cancel()
-        await asyncio.gather(auth.housekeeping, return_exceptions=True)
-        auth.housekeeping = None
+    await stop(auth.housekeeping)
+    auth.housekeeping = None
 
 
 def consumers(auth: Auth) -> Sequence[Consumer]:

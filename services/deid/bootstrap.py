@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from services.common.db import Database
 from services.common.events import CollectionUpdated, InstanceReceived
+from services.common.housekeeping import repeat, stop
 from services.common.messaging import Messaging, UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.common.store import ObjectStore
@@ -105,22 +106,14 @@ async def _attach_evidence(deid: Deid, every: float = 5.0) -> None:
     """Attach OCR evidence to pixel holds off the event path (service/pixel_review.py)."""
     from services.deid.service.pixel_review import attach_pending_evidence
 
-    while True:
-        try:
-            while await attach_pending_evidence(deid):
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # housekeeping: retried on the next round
-            log.warning("attaching OCR evidence to pixel holds failed; retrying", exc_info=True)
-        await asyncio.sleep(every)
+    await repeat(
+        lambda: attach_pending_evidence(deid), every, "attaching OCR evidence to pixel holds", log
+    )
 
 
 async def on_stop(deid: Deid) -> None:
-    if deid._evidence is not None:
-        deid._evidence.cancel()
-        await asyncio.gather(deid._evidence, return_exceptions=True)
-        deid._evidence = None
+    await stop(deid._evidence)
+    deid._evidence = None
 
 
 def consumers(deid: Deid) -> Sequence[Consumer]:

@@ -17,6 +17,7 @@ from services.common.events import (
     InstanceReceived,
     SeriesIndexed,
 )
+from services.common.housekeeping import repeat, stop
 from services.common.messaging import Messaging, UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
 from services.common.store import ObjectStore
@@ -65,15 +66,7 @@ async def _build_inventories(qc: Qc, every: float = 5.0) -> None:
         await asyncio.to_thread(load_standard)
     except Exception:  # read on first use instead
         log.warning("reading the standard's tables failed", exc_info=True)
-    while True:
-        try:
-            while await inventory.build_pending(qc):
-                pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # housekeeping: retried on the next round
-            log.warning("building the tag inventories failed; retrying", exc_info=True)
-        await asyncio.sleep(every)
+    await repeat(lambda: inventory.build_pending(qc), every, "building the tag inventories", log)
 
 
 async def on_start(qc: Qc) -> None:
@@ -82,10 +75,8 @@ async def on_start(qc: Qc) -> None:
 
 
 async def on_stop(qc: Qc) -> None:
-    if qc._builder is not None:
-        qc._builder.cancel()
-        await asyncio.gather(qc._builder, return_exceptions=True)
-        qc._builder = None
+    await stop(qc._builder)
+    qc._builder = None
 
 
 def consumers(qc: Qc) -> Sequence[Consumer]:
