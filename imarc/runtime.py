@@ -327,7 +327,8 @@ class Runtime:
 
         service = self.specs[0].name if len(self.specs) == 1 else None
         app = create_app(title, lifespan=lifespan, probes=self.probes, service=service)
-        app.add_middleware(OwnerMiddleware, service=service)
+        if cpu_accounting_requested():  # only the CPU accounting reads whom a request is for
+            app.add_middleware(OwnerMiddleware, service=service)
         app.state.verifier = self.verifier
         app.state.runtime = self
         # logout, revoked sessions and disabled accounts are refused by every service
