@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.filesize import decimal
 from rich.table import Table
 
 from imarc.cli_http import api_client
@@ -15,14 +16,6 @@ app = typer.Typer(no_args_is_help=True, help=__doc__.split("\n\n")[0] if __doc__
 out = Console(soft_wrap=True)
 
 Month = Annotated[str | None, typer.Option(help="YYYY-MM (UTC).", metavar="YYYY-MM")]
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return str(n)  # pragma: no cover
 
 
 @app.command()
@@ -47,7 +40,7 @@ def usage(
                   title=f"Downloads, {span}")  # fmt: skip
     for row in downloads["collections"]:
         table.add_row(row["month"], row["collection"], f"{row['series_downloads']:,}",
-                      f"{row['image_downloads']:,}", _size(row["bytes"]))  # fmt: skip
+                      f"{row['image_downloads']:,}", decimal(row["bytes"]))  # fmt: skip
     out.print(table if downloads["collections"] else f"No downloads {span}.")
     if downloads["users"]:
         users = Table("month", "users", "anonymous downloads", title="Downloading users")
