@@ -21,7 +21,7 @@ from services.common.persistence import upsert
 from services.common.service import ServiceContext
 from services.common.store import StoredObject
 from services.intake import domain
-from services.intake.models import HeldInstance, InstanceState, ReceivedInstance, Submission
+from services.intake.models import HeldInstance, InstanceState, ReceivedInstance
 from services.intake.service import audit, integrity, stages, submissions
 
 
@@ -154,20 +154,13 @@ async def record(
                 )
                 events.append(_held_event(ctx, result.collection, site, iid, filename, whole))
         if not joins:
-            s.add(
-                Submission(
-                    id=result.submission_id,
-                    collection=result.collection,
-                    site=result.site,
-                    submitted_by=submitted_by,
-                    received_at=now,
-                    updated_at=now,
-                    accepted_count=0,
-                    held_count=0,
-                    files=0,
-                )
+            await submissions.open_submission(
+                s,
+                collection=result.collection,
+                site=result.site,
+                by=submitted_by,
+                submission_id=result.submission_id,
             )
-            await s.flush()
         await submissions.add_files(
             s,
             result.submission_id,

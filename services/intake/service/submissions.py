@@ -41,10 +41,12 @@ async def open_submission(
     by: str,
     sent: int | None = None,
     via: str = "http",
+    submission_id: str | None = None,
 ) -> Submission:
+    """A new submission, empty; ``submission_id`` names it (by default a fresh id)."""
     now = datetime.now(UTC)
     s = Submission(
-        id=uuid.uuid4().hex,
+        id=submission_id or uuid.uuid4().hex,
         collection=collection,
         site=site,
         submitted_by=by,
