@@ -118,8 +118,17 @@ def instance_id(secret: bytes, collection: str, patient_id: str, sop_instance_ui
     Keyed, so that the id (and the quarantine key built from it) carries no PHI; stable, so
     that the same instance sent again replaces itself instead of appearing twice.
     """
-    message = f"{collection}|{patient_id}|{sop_instance_uid}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+    return _keyed(secret, collection, patient_id, sop_instance_uid)
+
+
+def patient_token(secret: bytes, collection: str, patient_key: str) -> str:
+    """Who a UID belongs to (see service/integrity.py), without the PatientID itself."""
+    return _keyed(secret, collection, patient_key)
+
+
+def _keyed(secret: bytes, *parts: str) -> str:
+    """HMAC-SHA256 over the parts joined by ``|``, 32 hex digits."""
+    return hmac.new(secret, "|".join(parts).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def quarantine_key(collection: str, instance: str) -> str:

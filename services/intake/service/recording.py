@@ -6,8 +6,6 @@ integrity rules that need what the collection already holds, and the events."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,12 +55,6 @@ class SubmissionResult:
         return [f for f in self.files if not f.accepted]
 
 
-def patient_token(secret: bytes, collection: str, patient_key: str) -> str:
-    """Who a UID belongs to, without the PatientID itself."""
-    message = f"{collection}|{patient_key}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
-
-
 async def record(
     ctx: ServiceContext, result: SubmissionResult, submitted_by: str, *, joins: bool = False
 ) -> SubmissionResult:
@@ -87,7 +79,7 @@ async def record(
             a = f.accepted
             if a is None or iid in unchanged:
                 continue
-            patient = patient_token(secret, result.collection, a.patient_key)
+            patient = domain.patient_token(secret, result.collection, a.patient_key)
             claims.append(
                 integrity.Claim(
                     iid, patient, a.study_instance_uid, a.series_instance_uid, a.sop_instance_uid
