@@ -156,7 +156,7 @@ async def header(
     found = await items(session, Filter(f.collection, ids=[instance_id]), limit=1)
     if not found:
         raise not_held(instance_id, f.collection)
-    key = await _key(session, found[0])
+    key = (await _keys(session, found)).get(instance_id)
     if key is None:
         return {}
     data = await store.get("quarantine", key)
@@ -169,12 +169,33 @@ async def header(
         return {}
 
 
-async def _key(session: AsyncSession, item: Item) -> str | None:
-    if item.in_received:
-        return await session.scalar(
-            select(ReceivedInstance.key).where(ReceivedInstance.instance_id == item.id)
-        )
-    return await session.scalar(select(HeldInstance.key).where(HeldInstance.id == item.id))
+#: ids named in one IN (...) clause
+CHUNK = 500
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[start : start + CHUNK]) for start in range(0, len(ids), CHUNK)]
+
+
+async def _keys(session: AsyncSession, chosen: Sequence[Item]) -> dict[str, str | None]:
+    """The quarantine object key of each item, by id (None: a file held with no object)."""
+    found: dict[str, str | None] = {}
+    for model, column, in_received in (
+        (ReceivedInstance, ReceivedInstance.instance_id, True),
+        (HeldInstance, HeldInstance.id, False),
+    ):
+        for part in _chunks([i.id for i in chosen if i.in_received is in_received]):
+            rows = await session.execute(select(column, model.key).where(column.in_(part)))
+            found.update({iid: key for iid, key in rows})
+    return found
+
+
+async def _rows(session: AsyncSession, model: Any, column: Any, ids: Sequence[str]) -> list[Any]:
+    """The rows of ``model`` whose ``column`` is one of ``ids``."""
+    found: list[Any] = []
+    for part in _chunks(ids):
+        found += await session.scalars(select(model).where(column.in_(part)))
+    return found
 
 
 @dataclass
@@ -206,19 +227,28 @@ async def release(uow: UnitOfWork, source: str, f: Filter, *, by: str, why: str)
     s = uow.session
     now = datetime.now(UTC)
     chosen = await items(s, f, limit=MAX_BULK)
+    at_intake = [i.id for i in chosen if not i.in_received]
+    held_rows = {h.id: h for h in await _rows(s, HeldInstance, HeldInstance.id, at_intake)}
+    received = {
+        r.instance_id: r
+        for r in await _rows(
+            s, ReceivedInstance, ReceivedInstance.instance_id, [i.id for i in chosen]
+        )
+    }
     out = Outcome([], {})
     entries: list[audit.Entry] = []
+    states: list[stages.Stage] = []
     for item in chosen:
+        row = received.get(item.id)
         if not item.in_received:
-            held = await s.get(HeldInstance, item.id)
+            held = held_rows.get(item.id)
             if held is None or not held.sop_instance_uid or held.key is None:
                 out.refused[item.id] = (
                     f"{item.filename} is not a readable DICOM instance ({item.code}); reject it "
                     "and ask the site to send it again"
                 )
                 continue
-            await _receive_held(s, held, now)
-        row = await s.get(ReceivedInstance, item.id)
+            row = await _receive_held(s, held, row, now)
         assert row is not None
         event = InstanceReceived(
             instance_id=row.instance_id,
@@ -229,16 +259,20 @@ async def release(uow: UnitOfWork, source: str, f: Filter, *, by: str, why: str)
             release_pixel_hold=item.stage == "deid" and item.code == PIXEL_HOLD,
         ).event(source, subject=row.instance_id)
         uow.emit(event)
-        await stages.record(s, [stages.Stage(item.id, f.collection, stages.RECEIVED)], now)
+        states.append(stages.Stage(item.id, f.collection, stages.RECEIVED))
         out.done.append(item.id)
         entries.append(_entry(by, "released", f.collection, item, why))
+    await s.flush()
+    await stages.record(s, states, now)
     await audit.record(s, entries, now)
     return out
 
 
-async def _receive_held(s: AsyncSession, held: HeldInstance, now: datetime) -> None:
+async def _receive_held(
+    s: AsyncSession, held: HeldInstance, existing: ReceivedInstance | None, now: datetime
+) -> ReceivedInstance:
+    """The received instance a held file becomes (``existing``: its row, if it has one)."""
     assert held.key is not None
-    existing = await s.get(ReceivedInstance, held.id)
     if existing is None:
         existing = ReceivedInstance(instance_id=held.id, first_received_at=now, times_received=1)
         s.add(existing)
@@ -252,7 +286,7 @@ async def _receive_held(s: AsyncSession, held: HeldInstance, now: datetime) -> N
         setattr(existing, name, getattr(held, name))
     existing.received_at = now
     await s.delete(held)
-    await s.flush()
+    return existing
 
 
 async def reject(uow: UnitOfWork, f: Filter, *, by: str, why: str) -> Outcome:
@@ -260,19 +294,18 @@ async def reject(uow: UnitOfWork, f: Filter, *, by: str, why: str) -> Outcome:
     s = uow.session
     now = datetime.now(UTC)
     chosen = await items(s, f, limit=MAX_BULK)
-    entries: list[audit.Entry] = []
-    out = Outcome([i.id for i in chosen], {})
-    for item in chosen:
-        key = await _key(s, item)
-        if item.in_received:
-            await s.execute(delete(ReceivedInstance).where(ReceivedInstance.instance_id == item.id))
-        await s.execute(delete(HeldInstance).where(HeldInstance.id == item.id))
-        stage = stages.Stage(item.id, f.collection, REJECTED, item.stage, item.code, why)
-        await stages.record(s, [stage], now)
-        entries.append(_entry(by, "rejected", f.collection, item, why))
-        if key is not None:
-            out.keys.append(key)
-    await audit.record(s, entries, now)
+    keys = await _keys(s, chosen)
+    out = Outcome([i.id for i in chosen], {}, [k for i in chosen if (k := keys.get(i.id))])
+    for part in _chunks([i.id for i in chosen if i.in_received]):
+        await s.execute(delete(ReceivedInstance).where(ReceivedInstance.instance_id.in_(part)))
+    for part in _chunks(out.done):
+        await s.execute(delete(HeldInstance).where(HeldInstance.id.in_(part)))
+    await stages.record(
+        s,
+        [stages.Stage(i.id, f.collection, REJECTED, i.stage, i.code, why) for i in chosen],
+        now,
+    )
+    await audit.record(s, [_entry(by, "rejected", f.collection, i, why) for i in chosen], now)
     return out
 
 
