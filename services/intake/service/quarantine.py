@@ -66,38 +66,29 @@ def _held(f: Filter) -> Any:
         where.append(st.held_stage == f.stage)
     if f.ids is not None:
         where.append(st.instance_id.in_(list(f.ids)))
-    common = (st.held_stage, st.reason_code, st.reason, st.stage_at)
-    received = (
-        select(
-            st.instance_id.label("id"),
-            r.submission_id,
-            r.filename,
-            r.site,
-            *common,
-            r.study_instance_uid,
-            r.series_instance_uid,
-            literal(True).label("in_received"),
+
+    def place(table: Any, key: Any, in_received: bool) -> Any:
+        q = (
+            select(
+                st.instance_id.label("id"),
+                table.submission_id,
+                table.filename,
+                table.site,
+                st.held_stage,
+                st.reason_code,
+                st.reason,
+                st.stage_at,
+                table.study_instance_uid,
+                table.series_instance_uid,
+                literal(in_received).label("in_received"),
+            )
+            .join(table, key == st.instance_id)
+            .where(*where)
         )
-        .join(r, r.instance_id == st.instance_id)
-        .where(*where)
-    )
-    held = (
-        select(
-            st.instance_id.label("id"),
-            h.submission_id,
-            h.filename,
-            h.site,
-            *common,
-            h.study_instance_uid,
-            h.series_instance_uid,
-            literal(False).label("in_received"),
-        )
-        .join(h, h.id == st.instance_id)
-        .where(*where, ~exists().where(r.instance_id == st.instance_id))
-    )
-    if f.submission:
-        received = received.where(r.submission_id == f.submission)
-        held = held.where(h.submission_id == f.submission)
+        return q.where(table.submission_id == f.submission) if f.submission else q
+
+    received = place(r, r.instance_id, True)
+    held = place(h, h.id, False).where(~exists().where(r.instance_id == st.instance_id))
     return union_all(received, held).subquery()
 
 
