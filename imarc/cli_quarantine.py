@@ -50,6 +50,12 @@ def show(
     out.print_json(data=api_client(ctx).get(f"/api/intake/quarantine/{instance_id}").json())
 
 
+Ids = Annotated[list[str] | None, typer.Argument(help="Held instance ids.")]
+CollectionOpt = Annotated[str | None, typer.Option(help="Collection (with --reason).")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Every instance held for this reason.")]
+Why = Annotated[str, typer.Option(help="Why (kept in the audit).")]
+
+
 def _act(
     ctx: typer.Context,
     kind: str,
@@ -57,7 +63,10 @@ def _act(
     collection: str | None,
     reason: str | None,
     why: str,
+    purpose: str,
 ) -> None:
+    if not why:
+        fail(f"--why is required: say why these instances {purpose} (it is audited)")
     if not ids and not (collection and reason):
         fail(f"give the ids to {kind}, or --collection NAME --reason CODE")
     body: dict[str, Any] = {"why": why}
@@ -77,26 +86,22 @@ def _act(
 @app.command("release")
 def release(
     ctx: typer.Context,
-    ids: Annotated[list[str] | None, typer.Argument(help="Held instance ids.")] = None,
-    collection: Annotated[str | None, typer.Option(help="Collection (with --reason).")] = None,
-    reason: Annotated[str | None, typer.Option(help="Every instance held for this reason.")] = None,
-    why: Annotated[str, typer.Option(help="Why (kept in the audit).")] = "",
+    ids: Ids = None,
+    collection: CollectionOpt = None,
+    reason: ReasonOpt = None,
+    why: Why = "",
 ) -> None:
     """Release held instances: each goes on from the stage that held it."""
-    if not why:
-        fail("--why is required: say why these instances may go on (it is audited)")
-    _act(ctx, "release", ids, collection, reason, why)
+    _act(ctx, "release", ids, collection, reason, why, "may go on")
 
 
 @app.command("reject")
 def reject(
     ctx: typer.Context,
-    ids: Annotated[list[str] | None, typer.Argument(help="Held instance ids.")] = None,
-    collection: Annotated[str | None, typer.Option(help="Collection (with --reason).")] = None,
-    reason: Annotated[str | None, typer.Option(help="Every instance held for this reason.")] = None,
-    why: Annotated[str, typer.Option(help="Why (kept in the audit).")] = "",
+    ids: Ids = None,
+    collection: CollectionOpt = None,
+    reason: ReasonOpt = None,
+    why: Why = "",
 ) -> None:
     """Reject held instances: they are deleted from quarantine."""
-    if not why:
-        fail("--why is required: say why these instances are rejected (it is audited)")
-    _act(ctx, "reject", ids, collection, reason, why)
+    _act(ctx, "reject", ids, collection, reason, why, "are rejected")
