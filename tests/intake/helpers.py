@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
@@ -14,7 +18,15 @@ from sqlalchemy import select
 
 from services.common.events import Event
 from services.intake.models import outbox
-from tests.harness import Platform, auth_header, mint
+from tests.harness import (
+    Platform,
+    admin_headers,
+    auth_header,
+    make_settings,
+    mint,
+    runtime_app,
+    serving,
+)
 
 SUBMIT = "/api/intake/collections/{}/instances"
 
@@ -76,3 +88,19 @@ async def events(p: Platform, kind: str | None = None) -> list[Event]:
         bodies = (await s.execute(select(outbox.c.body).order_by(outbox.c.seq))).scalars().all()
     found = [Event.model_validate(b) for b in bodies]
     return [e for e in found if kind is None or e.type == kind]
+
+
+@contextmanager
+def served_pipeline(data_dir: Path, collections: Mapping[str, bool]) -> Iterator[str]:
+    """Intake, de-id and qc served on a real socket, with these collections (name →
+    require_id_map); yields the base URL."""
+    settings = make_settings(data_dir)
+    with serving(runtime_app(settings, ["intake", "deid", "qc"])[1]) as url:
+        for name, id_map in collections.items():
+            r = httpx.post(
+                f"{url}/api/intake/collections",
+                json={"name": name, "licence": "CC-BY-4.0", "require_id_map": id_map},
+                headers=admin_headers(),
+            )
+            assert r.status_code == 201, r.text
+        yield url

@@ -17,8 +17,8 @@ from pydicom.uid import generate_uid
 from typer.testing import CliRunner, Result
 
 from imarc.cli import app
-from tests.harness import admin_headers, make_settings, mint, runtime_app, serving
-from tests.intake.helpers import ct_dataset, encode
+from tests.harness import mint
+from tests.intake.helpers import ct_dataset, encode, served_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -49,15 +49,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    settings = make_settings(tmp_path_factory.mktemp("quarantine"))
-    with serving(runtime_app(settings, ["intake", "deid", "qc"])[1]) as url:
-        for name, id_map in (("Q-CT", False), ("Q-Mapped", True)):
-            r = httpx.post(
-                f"{url}/api/intake/collections",
-                json={"name": name, "licence": "CC-BY-4.0", "require_id_map": id_map},
-                headers=admin_headers(),
-            )
-            assert r.status_code == 201, r.text
+    data_dir = tmp_path_factory.mktemp("quarantine")
+    with served_pipeline(data_dir, {"Q-CT": False, "Q-Mapped": True}) as url:
         roles = {"Q-CT": ["curator", "submitter"], "Q-Mapped": ["curator", "submitter"]}
         yield Served(
             url,

@@ -20,8 +20,8 @@ from pydicom.uid import generate_uid
 from typer.testing import CliRunner, Result
 
 from imarc.cli import app
-from tests.harness import admin_headers, make_settings, mint, runtime_app, serving
-from tests.intake.helpers import ct_dataset, encode
+from tests.harness import admin_headers, mint
+from tests.intake.helpers import ct_dataset, encode, served_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    settings = make_settings(tmp_path_factory.mktemp("loop"))
-    with serving(runtime_app(settings, ["intake", "deid", "qc"])[1]) as url:
-        for name, id_map in (("Loop-CT", False), ("Mapped-CT", True)):
-            r = httpx.post(
-                f"{url}/api/intake/collections",
-                json={"name": name, "licence": "CC-BY-4.0", "require_id_map": id_map},
-                headers=admin_headers(),
-            )
-            assert r.status_code == 201, r.text
+    data_dir = tmp_path_factory.mktemp("loop")
+    with served_pipeline(data_dir, {"Loop-CT": False, "Mapped-CT": True}) as url:
         token = mint("site-user", coll={c: ["submitter"] for c in ("Loop-CT", "Mapped-CT")})
         yield Served(url, token)
 
