@@ -30,7 +30,8 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
-from pydicom.dataelem import DataElement
+from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -145,8 +146,37 @@ def _name_parts(value: str | PersonName) -> Iterator[str]:
             yield fold(part)
 
 
+#: The standard elements :func:`identifiers_of` reads by keyword.
+_LOOKED_FOR = frozenset(
+    (
+        *_NAME_KEYWORDS,
+        *_ID_KEYWORDS,
+        *_DATE_KEYWORDS,
+        *_UID_KEYWORDS,
+        *_VENDOR_KEYWORDS,
+        "InstitutionName",
+        "StationName",
+    )
+)
+
+
+def _may_identify(ds: Dataset, tag: int) -> bool:
+    """Whether the element at ``tag`` can hold an identifier, decided from the data
+    dictionary while it is still raw, so the many that cannot (pixel descriptions, numbers,
+    codes) are never converted. Private and unknown elements are always read."""
+    raw = ds.get_item(tag)
+    entry = DicomDictionary.get(tag)
+    if entry is None or tag >> 16 & 1:
+        return True
+    vr = raw.VR if isinstance(raw, RawDataElement) and raw.VR else entry[0]
+    return vr in ("SQ", "PN") or "PN" in entry[0] or entry[4] in _LOOKED_FOR
+
+
 def _walk(ds: Dataset) -> Iterator[DataElement]:
-    for elem in ds:
+    for tag in list(ds.keys()):
+        if not _may_identify(ds, tag):
+            continue
+        elem = ds[tag]
         if elem.VR == "SQ" and isinstance(elem.value, Sequence):
             for item in elem.value:
                 yield from _walk(item)
