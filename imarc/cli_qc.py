@@ -4,15 +4,20 @@ residual-PHI findings, as a table, CSV or JSON."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from imarc.cli_http import api_client
+from imarc.cli_http import Api, api_client, fail
 
 out = Console(soft_wrap=True)
+#: seconds between looks at a running scan
+POLL = 0.5
 
 
 def register(qc_app: typer.Typer) -> None:
@@ -50,6 +55,35 @@ def inventory(
     out.print(f"{len(rows)} values in the {zone} inventory of {collection}")
 
 
+def rescan(client: Api, collection: str, wait: float) -> None:
+    """Start a scan of the collection again and follow it to its end, with progress."""
+    path = f"/api/deid/collections/{collection}/scan"
+    run = client.post(path).json()
+    deadline = time.monotonic() + wait
+    with Progress(
+        TextColumn(f"[bold]scanning[/bold] {collection} again"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[findings]} finding(s)"),
+        console=Console(stderr=True),
+        transient=not sys.stderr.isatty(),
+    ) as progress:
+        task = progress.add_task("scan", total=run["total"], findings=0)
+        while run["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(POLL)
+            run = client.get(path).json()
+            progress.update(task, completed=run["scanned"], findings=run["findings"])
+    if run["state"] == "running":
+        fail(
+            f"the scan of {collection} is still running ({run['scanned']} of {run['total']} "
+            "instances); follow it with imarc qc scan --run again, which joins it"
+        )
+    if run["state"] != "done":
+        fail(f"the scan of {collection} {run['state']}: {run.get('error') or 'start it again'}")
+    skipped = f", {run['skipped']} skipped (object gone)" if run["skipped"] else ""
+    out.print(f"scanned {run['scanned']} instances of {collection} again{skipped}")
+
+
 def scan(
     ctx: typer.Context,
     collection: Annotated[str, typer.Option(help="Collection.")],
@@ -57,13 +91,15 @@ def scan(
     run: Annotated[
         bool, typer.Option(help="Scan every instance again (after a profile change) first.")
     ] = False,
+    wait: Annotated[
+        float, typer.Option(help="With --run: seconds to wait for the scan to finish.")
+    ] = 3600,
 ) -> None:
     """Residual-PHI findings: where an identifier of an original record survived, by
     series, instance, element and kind — never the value. Exit code 1 if there are any."""
     client = api_client(ctx)
     if run:
-        started = client.post(f"/api/deid/collections/{collection}/scan").json()
-        out.print(f"scanning {started.get('instances', 0)} instances of {collection} again")
+        rescan(client, collection, wait)
     rows = client.get(f"/api/qc/collections/{collection}/findings").json()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -56,6 +56,7 @@ class Deid:
     replica: bool = False
     _keys: Keys | None = field(default=None, repr=False)
     _evidence: asyncio.Task[None] | None = field(default=None, repr=False)
+    _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
 
     @property
     def keys(self) -> Keys:
@@ -67,6 +68,13 @@ class Deid:
     def uow(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A unit of work: state changes and the events emitted commit together."""
         return self.messaging.transaction()
+
+    def background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run long work (a collection scanned again) after the request that asked for
+        it has been answered; stopping the service cancels it."""
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in a CPU worker process."""
@@ -114,6 +122,8 @@ async def _attach_evidence(deid: Deid, every: float = 5.0) -> None:
 async def on_stop(deid: Deid) -> None:
     await stop(deid._evidence)
     deid._evidence = None
+    for task in list(deid._background):
+        await stop(task)
 
 
 def consumers(deid: Deid) -> Sequence[Consumer]:

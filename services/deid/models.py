@@ -166,3 +166,25 @@ class Hold(Base):
     text_boxes: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSON(none_as_null=True), nullable=True
     )
+
+
+class ScanRun(Base):
+    """One residual-PHI scan of a whole collection again, and how far it has come. A run
+    whose process died stops advancing ``updated_at`` and counts as stalled."""
+
+    __tablename__ = "scan_runs"
+    __table_args__ = (Index("ix_scan_runs_collection", "collection", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64))
+    #: running, done or failed
+    state: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    total: Mapped[int] = mapped_column(Integer)
+    scanned: Mapped[int] = mapped_column(Integer, default=0)
+    findings: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

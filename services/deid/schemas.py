@@ -131,8 +131,22 @@ class InstanceAudit(BaseModel):
 
 
 class ScanOut(BaseModel):
-    """A collection scanned again for residual PHI (the findings are qc's to show)."""
+    """A scan of a collection again for residual PHI and how far it has come (the
+    findings themselves are qc's to show: ``GET /api/qc/collections/{c}/findings``)."""
 
-    instances: int
+    id: str
+    collection: str
+    #: running, done, failed, or stalled (its process ended before it finished; start it
+    #: again)
+    state: Literal["running", "done", "failed", "stalled"]
+    requested_by: str
+    #: de-identified instances of the collection when the scan started
+    total: int
+    #: instances scanned so far, and findings among them
+    scanned: int
     findings: int
-    skipped: int = 0
+    #: instances whose original or curated object is gone, or was never recorded
+    skipped: int
+    started_at: datetime
+    finished_at: datetime | None = None
+    error: str | None = None

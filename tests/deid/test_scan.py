@@ -3,7 +3,9 @@ element and the kind of identifier, never its value."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.common.events import InstanceDeidentified, ResidualFinding
@@ -32,6 +34,16 @@ def with_comment(raw: bytes) -> bytes:
 async def deidentified(d: Deid, raw: bytes) -> InstanceDeidentified:
     event = await d.publish_received(C, raw)
     return await d.wait_for(InstanceDeidentified, instance_id=event.data["instance_id"])
+
+
+async def until_finished(d: Deid, path: str, rounds: int = 200) -> dict[str, object]:
+    """Follow a background scan (bounded: at most ``rounds`` looks)."""
+    for _ in range(rounds):
+        run = (await d.client.get(path, headers=curator_headers(C))).json()
+        if run["state"] != "running":
+            return dict(run)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the scan did not finish: {run}")
 
 
 async def test_every_instance_is_scanned_against_its_own_original(tmp_path: Path) -> None:
@@ -72,9 +84,16 @@ async def test_a_collection_is_scanned_again_after_a_profile_change(tmp_path: Pa
         outsider = auth_header(mint("someone", coll={"Other": ["manager"]}))
         r = await d.client.post(scan, headers=outsider)
         assert r.status_code == 403 and "ask a manager" in r.json()["detail"]
+        r = await d.client.get(scan, headers=curator_headers(C))
+        assert r.status_code == 404 and "imarc qc scan --run" in r.json()["detail"]
         r = await d.client.post(scan, headers=curator_headers(C))
-        assert r.status_code == 200, r.text
-        assert r.json() == {"instances": 2, "findings": 2, "skipped": 0}
+        assert r.status_code == 202, r.text
+        started = r.json()
+        assert started["state"] == "running" and started["total"] == 2
+        run = await until_finished(d, scan)
+        assert run["id"] == started["id"]
+        assert (run["state"], run["scanned"], run["findings"], run["skipped"]) == ("done", 2, 2, 0)
+        assert run["requested_by"] and run["finished_at"]
         await d.settle()
         for x in first:
             latest = d.recorder.of(InstanceDeidentified, instance_id=x.instance_id)[-1]
@@ -82,3 +101,36 @@ async def test_a_collection_is_scanned_again_after_a_profile_change(tmp_path: Pa
             assert latest.object == x.object and latest.header == x.header
         r = await d.client.post("/api/deid/collections/Nope/scan", headers=manager_headers("Nope"))
         assert r.status_code == 404 and "not known" in r.json()["detail"]
+
+
+async def test_a_scan_whose_process_ended_is_shown_stalled_and_started_again(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import update
+
+    from services.deid.models import ScanRun
+    from services.deid.service.scan import STALLED_AFTER
+
+    scan = f"/api/deid/collections/{C}/scan"
+    async with deid_platform(tmp_path, with_intake=False) as d:
+        await d.create_collection(C)
+        await deidentified(d, dicom.ct_series("PAT-1", "Smith^Jane", n=1)[0])
+        r = await d.client.post(scan, headers=curator_headers(C))
+        assert r.status_code == 202, r.text
+        first = await until_finished(d, scan)
+        assert first["state"] == "done" and first["scanned"] == 1
+        # as a process stopped mid-scan leaves it: running, no longer advancing
+        deid = d.p.runtime.deps["deid"]
+        long_ago = datetime.now(UTC) - STALLED_AFTER - timedelta(seconds=1)
+        async with deid.db.session() as s, s.begin():
+            await s.execute(
+                update(ScanRun)
+                .where(ScanRun.id == first["id"])
+                .values(state="running", updated_at=long_ago, finished_at=None)
+            )
+        r = await d.client.get(scan, headers=curator_headers(C))
+        assert r.json()["state"] == "stalled"
+        r = await d.client.post(scan, headers=curator_headers(C))
+        assert r.status_code == 202 and r.json()["id"] != first["id"]
+        again = await until_finished(d, scan)
+        assert again["state"] == "done" and again["scanned"] == 1

@@ -126,7 +126,8 @@ def test_cli_submit_status_publish(running: Running, tmp_path: Path) -> None:
     table = running.imarc("status", "--collection", "CLI-Test")
     assert "awaiting review" in table.stdout
 
-    scan = running.imarc("qc", "scan", "--collection", "CLI-Test")
+    scan = running.imarc("qc", "scan", "--collection", "CLI-Test", "--run")
+    assert "scanned 1 instances of CLI-Test again" in scan.stdout
     assert "no residual-PHI findings in CLI-Test" in scan.stdout
     pub = running.imarc("qc", "publish", "--collection", "CLI-Test")
     assert "published 1 series" in pub.stdout

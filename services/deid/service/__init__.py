@@ -6,17 +6,18 @@ from services.deid.service.idmap import load_id_map
 from services.deid.service.pipeline import CollectionNotKnown, process_received, release
 from services.deid.service.profiles import collection_updated, update_profile
 from services.deid.service.pseudonyms import resolve_pseudonym
-from services.deid.service.scan import Scanned, rescan
+from services.deid.service.scan import latest_run, stalled, start_rescan
 
 __all__ = [
     "CollectionNotKnown",
     "Outcome",
-    "Scanned",
     "collection_updated",
+    "latest_run",
     "load_id_map",
     "process_received",
     "release",
-    "rescan",
     "resolve_pseudonym",
+    "stalled",
+    "start_rescan",
     "update_profile",
 ]

@@ -1,35 +1,31 @@
 """The residual-PHI scan of a whole collection again (after a profile change): every
 de-identified instance's curated object against its original, announced again with the
 findings so curation sees them. Findings name an element path and a kind, never a value.
+
+A collection may hold many thousands of instances, so the scan runs in the background a
+page at a time and keeps its progress in ``scan_runs`` for the API and ``imarc qc scan``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from services.common.events import InstanceDeidentified, ObjectRef, ResidualFinding
 from services.common.store import ObjectNotFound
 from services.deid import queries, worker
-from services.deid.models import Instance
+from services.deid.models import Instance, ScanRun
 from services.deid.service.profiles import current_profile, profile_of
 
 if TYPE_CHECKING:
     from services.deid.bootstrap import Deid
 
 log = logging.getLogger("imarc.deid")
-
-
-@dataclass(frozen=True)
-class Scanned:
-    instances: int
-    findings: int
-    #: instances whose original or curated object is gone, or was never recorded
-    skipped: int
 
 
 async def _one(deid: Deid, row: Instance, retained: frozenset[str]) -> int | None:
@@ -70,26 +66,104 @@ async def _one(deid: Deid, row: Instance, retained: frozenset[str]) -> int | Non
     return len(findings)
 
 
-async def rescan(deid: Deid, collection: str) -> Scanned:
-    """Scan every de-identified instance of ``collection`` again under its current
-    profile's retained options; returns how many were scanned and found."""
+#: A run that has not advanced for this long is taken as ended with its process; asking
+#: again starts a new one.
+STALLED_AFTER = timedelta(minutes=2)
+#: Instances read and scanned per round; progress is written after each.
+PAGE = 200
+
+
+def stalled(run: ScanRun, now: datetime) -> bool:
+    return run.state == "running" and now - run.updated_at > STALLED_AFTER
+
+
+async def latest_run(deid: Deid, collection: str) -> ScanRun | None:
+    """The newest scan of ``collection`` (NotFound if deid does not know it)."""
     await queries.known(deid.db, collection)
     async with deid.db.session() as s:
-        row = await current_profile(s, collection)
-        instances = list(await s.scalars(select(Instance).where(Instance.collection == collection)))
-    retained = profile_of(row).options if row is not None else frozenset()
+        return await s.scalar(
+            select(ScanRun)
+            .where(ScanRun.collection == collection)
+            .order_by(ScanRun.started_at.desc())
+            .limit(1)
+        )
+
+
+async def start_rescan(deid: Deid, collection: str, by: str) -> ScanRun:
+    """Start scanning every de-identified instance of ``collection`` again, under its
+    current profile's retained options, in the background; returns the run, whose
+    progress :func:`latest_run` reads. A run already under way is returned, not doubled."""
+    current = await latest_run(deid, collection)
+    now = datetime.now(UTC)
+    if current is not None and current.state == "running" and not stalled(current, now):
+        return current
+    async with deid.db.session() as s, s.begin():
+        total = await s.scalar(
+            select(func.count()).select_from(Instance).where(Instance.collection == collection)
+        )
+        run = ScanRun(
+            id=str(uuid.uuid4()), collection=collection, state="running", requested_by=by,
+            total=total or 0, scanned=0, findings=0, skipped=0, started_at=now, updated_at=now,
+        )  # fmt: skip
+        s.add(run)
+    deid.background(_rescan(deid, run.id, collection), f"deid-scan-{collection}")
+    return run
+
+
+async def _rescan(deid: Deid, run_id: str, collection: str) -> None:
+    async with deid.db.session() as s:
+        profile = await current_profile(s, collection)
+    retained = profile_of(profile).options if profile is not None else frozenset()
     gate = asyncio.Semaphore(max(1, deid.workers * 2))
 
     async def scan(instance: Instance) -> int | None:
         async with gate:
             return await _one(deid, instance, retained)
 
-    results = await asyncio.gather(*(scan(i) for i in instances))
-    done = [n for n in results if n is not None]
+    after, scanned, found, skipped = "", 0, 0, 0
+    try:
+        while True:
+            async with deid.db.session() as s:
+                page = list(
+                    await s.scalars(
+                        select(Instance)
+                        .where(Instance.collection == collection, Instance.instance_id > after)
+                        .order_by(Instance.instance_id)
+                        .limit(PAGE)
+                    )
+                )
+            if not page:
+                break
+            after = page[-1].instance_id
+            results = await asyncio.gather(*(scan(i) for i in page))
+            done = [n for n in results if n is not None]
+            scanned, found = scanned + len(done), found + sum(done)
+            skipped += len(results) - len(done)
+            await _progress(deid, run_id, scanned=scanned, findings=found, skipped=skipped)
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        log.exception("scanning a collection again failed", extra={"service": "deid"})
+        await _progress(
+            deid, run_id, state="failed", finished=True,
+            error=f"{type(e).__name__}; see the deid log, then start the scan again",
+        )  # fmt: skip
+        return
+    await _progress(deid, run_id, state="done", finished=True)
     log.info(
         "scanned %d instances again: %d findings",
-        len(done),
-        sum(done),
+        scanned,
+        found,
         extra={"service": "deid", "collection": collection},
     )
-    return Scanned(len(done), sum(done), len(results) - len(done))
+
+
+async def _progress(
+    deid: Deid, run_id: str, *, finished: bool = False, **values: int | str
+) -> None:
+    now = datetime.now(UTC)
+    changes: dict[str, object] = {**values, "updated_at": now}
+    if finished:
+        changes["finished_at"] = now
+    async with deid.db.session() as s, s.begin():
+        await s.execute(update(ScanRun).where(ScanRun.id == run_id).values(**changes))
