@@ -338,8 +338,6 @@ class Runtime:
             provide(app, deps)
             for router in spec.routers:
                 app.include_router(router)
-            if spec.router is not None:
-                app.include_router(spec.router(deps))
         return app
 
 

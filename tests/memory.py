@@ -88,8 +88,6 @@ async def in_memory(tmp_path: Path, services: Sequence[str]) -> AsyncIterator[In
         provide(app, deps[spec.name])
         for router in spec.routers:
             app.include_router(router)
-        if spec.router is not None:
-            app.include_router(spec.router(deps[spec.name]))
     for spec in specs:
         if spec.on_start:
             await spec.on_start(deps[spec.name])

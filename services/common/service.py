@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -46,8 +46,6 @@ class ServiceContext:
     messaging: Messaging
     verifier: TokenVerifier | None = None
     executor: Executor | None = None
-    #: transitional: services not yet built with ``ServiceSpec.build`` keep state here
-    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -109,5 +107,3 @@ class ServiceSpec(Generic[D]):
     cpu_workers: bool = False
     #: the token ports this service offers the others (auth only)
     tokens: Callable[[D], TokenPorts] | None = None
-    #: transitional: a router built from the context (services not yet on ``routers``)
-    router: Callable[[Any], APIRouter] | None = None

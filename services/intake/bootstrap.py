@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
-
+from services.common.db import Database
 from services.common.events import (
     InstanceDeidentified,
     InstanceHeld,
@@ -21,6 +20,8 @@ from services.common.events import (
 )
 from services.common.messaging import UnitOfWork
 from services.common.service import Consumer, ServiceContext, ServiceSpec
+from services.common.settings import Settings
+from services.common.store import ObjectStore
 from services.intake import consumers as on
 from services.intake.models import metadata
 
@@ -43,6 +44,18 @@ class Intake:
     @property
     def source(self) -> str:
         return self.ctx.source
+
+    @property
+    def db(self) -> Database:
+        return self.ctx.db
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.ctx.store
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
 
     def uow(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A unit of work: state changes and the events emitted commit together."""
@@ -105,23 +118,22 @@ def consumers(intake: Intake) -> Sequence[Consumer]:
     )
 
 
-def _upload_router(intake: Intake) -> APIRouter:
-    from services.intake.api import router
-
-    return router(intake.ctx)
-
-
 def spec() -> ServiceSpec[Intake]:
-    # the routes name ``Intake`` (routes/deps.py), so they are imported once it exists
-    from services.intake.routes import quarantine, sites, submissions
+    # the routes name ``Intake`` (api/deps.py), so they are imported once it exists
+    from services.intake.api import collections, instances, quarantine, sites, submissions
 
     return ServiceSpec(
         name="intake",
         metadata=metadata,
         migrations=Path(__file__).with_name("migrations"),
         build=build,
-        routers=(submissions.router, quarantine.router, sites.router),
-        router=_upload_router,
+        routers=(
+            collections.router,
+            instances.router,
+            submissions.router,
+            quarantine.router,
+            sites.router,
+        ),
         consumers=consumers,
         on_start=on_start,
         on_stop=on_stop,

@@ -3,10 +3,15 @@ taken each submitted instance (for a submission's counts and the quarantine view
 
 from __future__ import annotations
 
-from services.common.events import Event, InstanceDeidentified, InstanceHeld, SeriesPublished
+from services.common.events import (
+    Event,
+    InstanceDeidentified,
+    InstanceHeld,
+    LicenceUpdated,
+    SeriesPublished,
+)
 from services.common.messaging import UnitOfWork
-from services.intake.handlers import on_licence_updated
-from services.intake.service import stages
+from services.intake.service import licences, stages
 
 __all__ = [
     "on_instance_deidentified",
@@ -14,6 +19,11 @@ __all__ = [
     "on_licence_updated",
     "on_series_published",
 ]
+
+
+async def on_licence_updated(event: Event, uow: UnitOfWork) -> list[Event]:
+    await licences.licence_announced(uow.session, event.payload(LicenceUpdated), event.time)
+    return []
 
 
 async def on_instance_held(event: Event, uow: UnitOfWork) -> list[Event]:

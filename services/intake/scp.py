@@ -24,8 +24,8 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from services.common.service import ServiceContext
-from services.intake import domain, handlers
-from services.intake.service import audit, sites, submissions
+from services.intake import domain
+from services.intake.service import audit, receiving, sites, submissions
 
 if TYPE_CHECKING:
     from pynetdicom.transport import ThreadedAssociationServer
@@ -145,7 +145,7 @@ class StoreScp:
         name = f"C-STORE from {a.calling}, association {a.number}, instance {next(a.stored)}"
         try:
             verdict = self._run(self._store(a, name, data))
-        except handlers.StoreUnavailable:
+        except receiving.StoreUnavailable:
             return OUT_OF_RESOURCES
         except TimeoutError:
             return OUT_OF_RESOURCES
@@ -164,8 +164,8 @@ class StoreScp:
                     via="dicom",
                 )  # fmt: skip
             a.submission = sub.id
-        upload = handlers.Upload(name, lambda: data, size=len(data))
-        result = await handlers.receive(
+        upload = receiving.Upload(name, lambda: data, size=len(data))
+        result = await receiving.receive(
             self.ctx, a.collection, a.site, f"dicom:{a.calling}", [upload], a.submission
         )
         return result.files[0].verdict

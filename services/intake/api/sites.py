@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from services.common.security import AuthenticatedPrincipal, forbid
+from services.intake.api.deps import IntakeDep
 from services.intake.models import DicomSite
-from services.intake.routes.deps import IntakeDep
 from services.intake.service import sites
 
 router = APIRouter(prefix="/api/intake", tags=["intake"])
@@ -62,10 +62,10 @@ async def listing(intake: IntakeDep, principal: AuthenticatedPrincipal) -> Liste
     """The DICOM listener and the sites registered with it."""
     if not principal.can_curate():
         raise forbid("list the DICOM sites")
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         rows = await sites.listing(s)
     return Listener(
-        ae_title=intake.ctx.settings.dicom_ae_title,
+        ae_title=intake.settings.dicom_ae_title,
         port=intake.dicom_port,
         sites=[SiteOut.of(r) for r in rows],
     )

@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from services.common.app import NotFound, Unavailable
+from services.common.app import NotFound
 from services.common.security import AuthenticatedPrincipal, forbid
-from services.intake.api import MIRROR, REPLICA
+from services.intake.api.deps import IntakeDep, primary_only
 from services.intake.models import Collection
-from services.intake.routes.deps import IntakeDep
 from services.intake.service import submissions
 from services.intake.service.submissions import MAX_PRESENT
 
@@ -63,9 +62,7 @@ async def start(
     name: str, body: SubmissionStart, intake: IntakeDep, principal: AuthenticatedPrincipal
 ) -> SubmissionStarted:
     """Start a submission that several requests (or a resumed run) add files to."""
-    if intake.ctx.settings.site_role != "primary":
-        refused = REPLICA if intake.ctx.settings.site_role == "replica" else MIRROR
-        raise Unavailable(refused)
+    primary_only(intake)
     site = body.site
     if not site and len(principal.sites) == 1:
         site = next(iter(principal.sites))
@@ -103,7 +100,7 @@ async def get(
 ) -> SubmissionCounts:
     """Counts of a submission: files sent and received, held (by stage and reason),
     de-identified and published."""
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         sub = await submissions.visible(s, submission_id, principal)
         c = await submissions.counts(s, sub)
     return SubmissionCounts(
@@ -139,7 +136,7 @@ async def held(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[HeldMemberOut]:
     """The submission's files held now (at intake or de-id), with reason code and text."""
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         sub = await submissions.visible(s, submission_id, principal)
         rows = await submissions.held(s, sub, limit)
     return [HeldMemberOut(**vars(r)) for r in rows]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from services.common.app import DomainError, NotFound
 from services.common.security import AuthenticatedPrincipal, Principal, forbid
-from services.intake.routes.deps import IntakeDep
+from services.intake.api.deps import IntakeDep
 from services.intake.service import audit, quarantine
 from services.intake.service.quarantine import MAX_BULK, Filter
 
@@ -78,7 +78,7 @@ async def listing(
     """Everything held in the collection, at intake and at de-id, grouped by study and
     series."""
     _may_see(principal, name)
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         found = await quarantine.items(
             s, Filter(name, reason, stage, submission), limit=limit, offset=offset
         )
@@ -92,7 +92,7 @@ async def counts(
     """Held now, by stage and reason code."""
     if not (principal.can_curate(name) or principal.can_submit(name)):
         raise forbid(f"see the counts of {name}")
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         return await quarantine.counts(s, name)
 
 
@@ -101,7 +101,7 @@ async def show(
     instance_id: str, intake: IntakeDep, principal: AuthenticatedPrincipal
 ) -> HeldDetail:
     """A held instance and its header (for the roles that may see the quarantine zone)."""
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         where = await quarantine.collections_of(s, [instance_id])
         if not where:
             raise NotFound(
@@ -110,7 +110,7 @@ async def show(
         collection = next(iter(where))
         _may_see(principal, collection)
         found = await quarantine.items(s, Filter(collection, ids=[instance_id]), limit=1)
-        header = await quarantine.header(s, intake.ctx.store, Filter(collection), instance_id)
+        header = await quarantine.header(s, intake.store, Filter(collection), instance_id)
     return HeldDetail(**_out(found[0]), header=header)
 
 
@@ -123,7 +123,7 @@ async def _act(kind: str, body: Action, intake: IntakeDep, principal: Principal)
             "submission"
         )
     if body.ids is not None:
-        async with intake.ctx.db.session() as s:
+        async with intake.db.session() as s:
             chosen = await quarantine.collections_of(s, body.ids)
         missing = set(body.ids) - {i for ids in chosen.values() for i in ids}
         refused = {i: "nothing held has this id" for i in sorted(missing)}
@@ -149,7 +149,7 @@ async def _act(kind: str, body: Action, intake: IntakeDep, principal: Principal)
             else:
                 out = await quarantine.reject(uow, f, by=principal.subject, why=body.why)
         for key in out.keys:
-            await intake.ctx.store.delete("quarantine", key)
+            await intake.store.delete("quarantine", key)
         done += out.done
         refused.update(out.refused)
         log.info(
@@ -189,7 +189,7 @@ async def audit_trail(
 ) -> list[AuditOut]:
     """What was replaced, released, rejected or refused in the collection, newest first."""
     _may_see(principal, name)
-    async with intake.ctx.db.session() as s:
+    async with intake.db.session() as s:
         rows = await audit.entries(s, name, limit)
     return [
         AuditOut(

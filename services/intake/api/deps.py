@@ -1,0 +1,45 @@
+"""The dependencies intake's routes name, and the checks they share."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.common.app import NotFound, Unavailable, provided
+from services.common.security import Principal
+from services.intake import queries
+from services.intake.bootstrap import Intake
+from services.intake.models import Collection
+
+IntakeDep = Annotated[Intake, Depends(provided(Intake))]
+
+REPLICA = "this site is a read replica; send submissions to the primary site"
+MIRROR = "this site is a mirror of another site; send submissions to the site it mirrors"
+
+
+def no_collection(name: str) -> NotFound:
+    return NotFound(
+        f"no collection named {name}; create it with `imarc collections create {name} --licence ID`"
+    )
+
+
+async def collection_or_404(intake: Intake, name: str) -> Collection:
+    async with intake.db.session() as s:
+        c = await queries.get_collection(s, name)
+    if c is None:
+        raise no_collection(name)
+    return c
+
+
+def primary_only(intake: Intake) -> None:
+    """Submissions are taken only at the primary site (503 elsewhere, saying where to go)."""
+    role = intake.settings.site_role
+    if role != "primary":
+        raise Unavailable(REPLICA if role == "replica" else MIRROR)
+
+
+def may_see(principal: Principal, c: Collection) -> bool:
+    """A limited collection's record (name, licence, description) is shown only to those
+    who may read it or submit to it."""
+    return principal.can_read(c.name, c.access, c.licence_id) or principal.can_submit(c.name)
