@@ -18,6 +18,7 @@ from imarc import (
     cli_quarantine,
     cli_report,
     cli_run,
+    cli_site,
     cli_sites,
     cli_submit,
 )
@@ -43,6 +44,7 @@ app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(cli_report.app, name="report")
 app.add_typer(cli_quarantine.app, name="quarantine")
 app.add_typer(cli_sites.app, name="sites")
+app.add_typer(cli_site.app, name="site")
 deid_app.add_typer(profile_app, name="profile")
 out = Console(soft_wrap=True)
 #: How often `submit` and `qc publish` send a request the gateway could not pass on.
