@@ -8,6 +8,9 @@ associations) reads through these, so one set of settings bounds them all:
 - ``capped(request, limit)`` and ``spool(request, stack)``: a request body refused once it
   passes ``limit`` bytes, Content-Length or not;
 - ``parse_form(request, limits)``: multipart parts, each refused once it passes the file limit;
+- ``parse_related(request, boundary, limits, max_parts, stack)``: a multipart/related body
+  (STOW-RS) parsed as it streams, each part refused once it passes the file limit, parts
+  beyond a memory budget spooled to disk;
 - ``check_zip(archive, limits)`` and ``read_zip_member(archive, info, limits)``: a zip whose
   declared sizes or ratios pass the caps is refused before anything is unpacked; a member is
   inflated in chunks and never past the size it declares;
@@ -23,9 +26,10 @@ import tempfile
 import zipfile
 import zlib
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, cast
 
+from python_multipart.multipart import MultipartParser
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
@@ -36,6 +40,10 @@ if TYPE_CHECKING:
 
 #: Request bodies up to this size stay in memory; larger ones go to a temporary file.
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
+#: A multipart/related part keeps up to this many bytes in memory before going to disk, and
+#: the parts of one body together up to RELATED_IN_MEMORY; later parts go straight to disk.
+PART_IN_MEMORY = 1024 * 1024
+RELATED_IN_MEMORY = 32 * 1024 * 1024
 #: Inflating stops and checks the caps after at most this many bytes of output.
 CHUNK = 1024 * 1024
 #: Below this many inflated bytes the ratio cap does not apply (a blank image compresses
@@ -164,6 +172,108 @@ async def parse_form(request: Request, limits: Limits, max_files: int) -> FormDa
         for f in parser._files_to_close_on_error:
             f.close()
         raise
+
+
+class MalformedBody(ValueError):
+    """A multipart body that does not parse; the message says what is wrong."""
+
+
+@dataclass
+class Part:
+    """One part of a multipart/related body: its headers (names in lower case) and its
+    bytes, in a temporary file."""
+
+    headers: dict[str, str]
+    file: BinaryIO
+    size: int = 0
+    ended: bool = field(default=False, repr=False)
+
+
+def too_many_parts(limit: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"the body holds more than {limit} parts; send the files in several requests",
+        "IMARC_INTAKE_MAX_UPLOAD_BYTES",
+    )
+
+
+async def parse_related(
+    request: Request, boundary: str, limits: Limits, max_parts: int, stack: AsyncExitStack
+) -> list[Part]:
+    """The parts of a multipart/related body (PS3.18 8.6.1.2), parsed as the body streams
+    in: the body is refused past the request limit, a part past the file limit, and past
+    ``max_parts`` parts; memory stays within RELATED_IN_MEMORY whatever the body's size.
+    Raises LimitExceeded, or MalformedBody for a body that is not multipart/related."""
+    parts: list[Part] = []
+    name, value = bytearray(), bytearray()
+    headers: dict[str, str] = {}
+    in_memory = 0
+
+    def on_part_begin() -> None:
+        if len(parts) >= max_parts:
+            raise too_many_parts(max_parts)
+        headers.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        name.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        headers[name.decode("latin-1").strip().lower()] = value.decode("latin-1").strip()
+        name.clear()
+        value.clear()
+
+    def on_headers_finished() -> None:
+        file: BinaryIO
+        if in_memory < RELATED_IN_MEMORY:
+            file = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=PART_IN_MEMORY))  # noqa: SIM115
+        else:
+            file = tempfile.TemporaryFile()  # noqa: SIM115
+        stack.callback(file.close)
+        parts.append(Part(dict(headers), file))
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        part = parts[-1]
+        part.size += end - start
+        if part.size > limits.file_bytes:
+            raise file_too_large(limits.file_bytes, f"part {len(parts)}")
+        part.file.write(data[start:end])
+
+    def on_part_end() -> None:
+        nonlocal in_memory
+        part = parts[-1]
+        part.ended = True
+        in_memory += min(part.size, PART_IN_MEMORY)
+        part.file.seek(0)
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                parser.write(chunk)
+        parser.finalize()
+    except LimitExceeded:
+        raise
+    except Exception as e:  # python-multipart's MultipartParseError and friends
+        raise MalformedBody(f"the multipart body does not parse ({e})") from None
+    if not parts or not all(p.ended for p in parts):
+        raise MalformedBody(
+            "the multipart body holds no complete part; each part starts with --BOUNDARY "
+            "and the body ends with --BOUNDARY--"
+        )
+    return parts
 
 
 def read_file(f: BinaryIO, limits: Limits, what: str = "the file") -> bytes:

@@ -36,7 +36,8 @@ def service_for_path(path: str) -> str | None:
     ``/nbia-api/oauth/...`` and ``/nbia-api/logout`` → auth; ``/nbia-api/services/...`` →
     download for image endpoints, else catalog; ``/api/<service>/...`` → that service;
     ``/api/feed`` (the mirror feed) → catalog;
-    ``/curate/...`` (the curators' page) → qc; ``/dicomweb/...`` → catalog for QIDO-RS
+    ``/curate/...`` (the curators' page) → qc; ``/dicomweb/collections/...`` (STOW-RS, a
+    site storing into a collection) → intake; other ``/dicomweb/...`` → catalog for QIDO-RS
     searches, download for WADO-RS retrievals.
     """
     parts = path.strip("/").split("/")
@@ -50,6 +51,8 @@ def service_for_path(path: str) -> str | None:
         return "catalog"
     if parts[0] == "curate":  # the curators' web page
         return "qc"
+    if parts[:2] == ["dicomweb", "collections"]:  # STOW-RS into a collection's quarantine
+        return "intake"
     if parts[0] == "dicomweb" and len(parts) >= 2:
         # QIDO-RS searches end with a resource (studies, series, instances) → catalog;
         # WADO-RS retrievals end with a UID, metadata, frames or bulk data → download

@@ -120,7 +120,7 @@ def consumers(intake: Intake) -> Sequence[Consumer]:
 
 def spec() -> ServiceSpec[Intake]:
     # the routes name ``Intake`` (api/deps.py), so they are imported once it exists
-    from services.intake.api import collections, instances, quarantine, sites, submissions
+    from services.intake.api import collections, instances, quarantine, sites, stow, submissions
 
     return ServiceSpec(
         name="intake",
@@ -133,6 +133,7 @@ def spec() -> ServiceSpec[Intake]:
             submissions.router,
             quarantine.router,
             sites.router,
+            stow.router,
         ),
         consumers=consumers,
         on_start=on_start,

@@ -39,6 +39,8 @@ from tests.harness import serving
         ("/dicomweb/instances", "catalog"),
         ("/curate/static/app.js", "qc"),
         ("/dicomweb/studies", "catalog"),
+        ("/dicomweb/collections/Lung-Pilot/studies", "intake"),
+        ("/dicomweb/collections/Lung-Pilot/studies/1.2", "intake"),
         ("/dicomweb/studies/1.2/series", "catalog"),
         ("/dicomweb/studies/1.2/series/1.3/instances", "catalog"),
         ("/dicomweb/studies/1.2", "download"),

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from services.common.app import NotFound, Unavailable, provided
-from services.common.security import Principal
+from services.common.security import Principal, forbid
 from services.intake import queries
 from services.intake.bootstrap import Intake
 from services.intake.models import Collection
@@ -37,6 +37,16 @@ def primary_only(intake: Intake) -> None:
     role = intake.settings.site_role
     if role != "primary":
         raise Unavailable(REPLICA if role == "replica" else MIRROR)
+
+
+def submitter_site(principal: Principal, collection: str, site: str) -> str:
+    """The site files come from: as asked, or the one site a token is for; refused unless
+    the principal may submit to ``collection`` for it."""
+    if not site and len(principal.sites) == 1:
+        site = next(iter(principal.sites))  # a token for one site says where files come from
+    if not principal.can_submit(collection, site):
+        raise forbid(f"submit to collection {collection}" + (f" for site {site}" if site else ""))
+    return site
 
 
 def may_see(principal: Principal, c: Collection) -> bool:

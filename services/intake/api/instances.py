@@ -12,7 +12,12 @@ from services.common.bounds import Limits
 from services.common.contracts import MAX_OFFSET
 from services.common.security import AuthenticatedPrincipal, forbid
 from services.intake import domain, queries
-from services.intake.api.deps import IntakeDep, collection_or_404, primary_only
+from services.intake.api.deps import (
+    IntakeDep,
+    collection_or_404,
+    primary_only,
+    submitter_site,
+)
 from services.intake.api.uploads import SUBMIT_BODY, uploads
 from services.intake.schemas import (
     AcceptedFile,
@@ -42,11 +47,7 @@ async def submit(
     """Submit DICOM files: each is accepted into quarantine or held with its reason."""
     primary_only(intake)
     await collection_or_404(intake, name)
-    if not site and len(principal.sites) == 1:
-        site = next(iter(principal.sites))  # a token for one site says where files come from
-    if not principal.can_submit(name, site):
-        what = f"submit to collection {name}" + (f" for site {site}" if site else "")
-        raise forbid(what)
+    site = submitter_site(principal, name, site)
     if submission:
         async with intake.db.session() as s:
             await submissions.for_upload(s, submission, name, principal)
