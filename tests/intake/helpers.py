@@ -104,3 +104,13 @@ def served_pipeline(data_dir: Path, collections: Mapping[str, bool]) -> Iterator
             )
             assert r.status_code == 201, r.text
         yield url
+
+
+def related(parts: list[bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
+    """A STOW-RS body of these PS3.10 files, and its Content-Type."""
+    body = b"".join(
+        b"\r\n--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p
+        for p in parts
+    )
+    body += b"\r\n--" + boundary.encode() + b"--"
+    return body, f'multipart/related; type="application/dicom"; boundary="{boundary}"'

@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from tests.harness import admin_headers, auth_header, make_settings, mint, runtime_app, serving
-from tests.intake.helpers import ct_dataset, encode, served_pipeline, submitter
+from tests.intake.helpers import ct_dataset, encode, related, served_pipeline, submitter
 
 C = "Stow-CT"
 STORED, FAILED, RETRIEVE = "00081199", "00081198", "00081190"
@@ -37,15 +37,6 @@ def series(n: int, patient: str = "STOW-1", study: str | None = None) -> list[Da
         ds.InstanceNumber = i + 1
         out.append(ds)
     return out
-
-
-def related(parts: list[bytes], boundary: str = "b0undary") -> tuple[bytes, str]:
-    body = b"".join(
-        b"\r\n--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p
-        for p in parts
-    )
-    body += b"\r\n--" + boundary.encode() + b"--"
-    return body, f'multipart/related; type="application/dicom"; boundary="{boundary}"'
 
 
 def post(url: str, parts: list[bytes], headers: dict[str, str], **kw: Any) -> httpx.Response:

@@ -14,20 +14,15 @@ from services.common.events import InstanceHeld, InstanceReceived
 from services.intake.models import HeldInstance, ReceivedInstance
 from tests.harness import Platform, admin_headers, platform
 from tests.intake import bombs
-from tests.intake.helpers import ct_dataset, encode, events, mr, submitter
+from tests.intake.helpers import ct_dataset, encode, events, mr, related, submitter
 
 C = "Stow-Bounds"
 URL = f"/dicomweb/collections/{C}/studies"
 STORED, FAILED, REASON = "00081199", "00081198", "00081197"
 
 
-def related(parts: list[bytes], boundary: str = "stow-b0undary") -> tuple[bytes, dict[str, str]]:
-    body = b"".join(
-        b"\r\n--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p
-        for p in parts
-    )
-    body += b"\r\n--" + boundary.encode() + b"--"
-    ctype = f'multipart/related; type="application/dicom"; boundary={boundary}'
+def related_body(parts: list[bytes]) -> tuple[bytes, dict[str, str]]:
+    body, ctype = related(parts)
     return body, {**submitter(C), "Content-Type": ctype}
 
 
@@ -62,7 +57,7 @@ async def test_element_bombs_are_held_naming_the_cap_and_answered_as_failed(
         tmp_path, services=["intake"], intake_max_elements=5000, intake_max_sequence_depth=8
     ) as p:
         await with_collection(p)
-        body, headers = related([bombs.many_elements(5000), bombs.deep_sequences(9), mr()])
+        body, headers = related_body([bombs.many_elements(5000), bombs.deep_sequences(9), mr()])
         r = await p.client.post(URL, content=body, headers=headers)
         assert r.status_code == 202, r.text
         answer = r.json()
@@ -81,7 +76,7 @@ async def test_a_body_past_the_request_limit_stores_nothing(tmp_path: Path) -> N
     async with platform(tmp_path, services=["intake"], intake_max_upload_bytes=300_000) as p:
         await with_collection(p)
         one = encode(ct_dataset())
-        body, headers = related([one] * (300_000 // len(one) + 2))
+        body, headers = related_body([one] * (300_000 // len(one) + 2))
         r = await p.client.post(URL, content=body, headers=headers)
         assert r.status_code == 413, r.text
         assert "IMARC_INTAKE_MAX_UPLOAD_BYTES" in r.json()["detail"]
@@ -97,7 +92,7 @@ async def test_stow_on_postgres_and_s3(tmp_path: Path, pg_url: str, s3_url: str)
         assert not p.runtime.contexts["intake"].db.is_sqlite
         await with_collection(p)
         ct = ct_dataset()
-        body, headers = related([encode(ct), mr(), b"not a DICOM file"])
+        body, headers = related_body([encode(ct), mr(), b"not a DICOM file"])
         r = await p.client.post(URL, content=body, headers=headers)
         assert r.status_code == 202, r.text
         answer = r.json()
