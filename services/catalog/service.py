@@ -24,7 +24,6 @@ from services.catalog.domain.indexing import (
     STUDY_KEY,
     SeriesIndex,
     index_series,
-    utc,
 )
 from services.catalog.models import (
     collections,
@@ -37,7 +36,7 @@ from services.catalog.models import (
     withdrawals,
 )
 from services.common.app import Conflict, DomainError
-from services.common.db import dialect_of
+from services.common.db import as_utc, dialect_of
 from services.common.events import SeriesIndexed, SeriesPublished, SeriesWithdrawn
 from services.common.messaging import UnitOfWork
 from services.common.persistence import insert_ignore, upsert
@@ -111,7 +110,7 @@ async def series_withdrawn(uow: UnitOfWork, p: SeriesWithdrawn, at: datetime) ->
     withdrawal was older than the publication indexed (nothing changed)."""
     session = uow.session
     uid = p.series_instance_uid
-    at = utc(at)
+    at = as_utc(at)
     await _lock_series(session, uid)
     current = await _indexed(session, uid)
     if current is not None and current["published_at"] > at:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -13,11 +13,6 @@ from services.intake import domain
 from services.intake.models import Collection, HeldInstance
 
 Access = Literal["public", "limited"]
-
-
-def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every time intake stores is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class CollectionCreate(BaseModel):
@@ -84,8 +79,8 @@ class CollectionOut(BaseModel):
             citation=c.citation,
             data_usage_policy=c.data_usage_policy,
             face_reconstructable=c.face_reconstructable,
-            created_at=utc(c.created_at),
-            updated_at=utc(c.updated_at),
+            created_at=c.created_at,
+            updated_at=c.updated_at,
         )
 
 
@@ -126,7 +121,7 @@ class HeldInstanceOut(BaseModel):
             id=h.id,
             filename=h.filename,
             reason=h.reason,
-            received_at=utc(h.received_at),
+            received_at=h.received_at,
             site=h.site,
             submission_id=h.submission_id,
             size=h.size,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.catalog.domain import nbia, qido
+from services.common.db import as_utc
 from services.common.dicom_json import (
     Header,
     as_text,
@@ -53,11 +54,6 @@ class SeriesIndex:
         return {k: self.series[k] for k in OWNER}
 
 
-def utc(moment: datetime) -> datetime:
-    """An event's time as an aware UTC datetime (a naive one is taken to be UTC)."""
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def collection_row(record: CollectionUpdated, updated_at: datetime) -> dict[str, Any]:
     return {
         "name": record.name,
@@ -67,7 +63,7 @@ def collection_row(record: CollectionUpdated, updated_at: datetime) -> dict[str,
         "access": record.access,
         "description": record.description,
         "doi": record.doi,
-        "updated_at": utc(updated_at),
+        "updated_at": as_utc(updated_at),
     }
 
 
@@ -161,8 +157,8 @@ def index_series(p: SeriesPublished, published_at: datetime) -> SeriesIndex:
         "slice_thickness": _distinct(text(h, "SliceThickness") for h in headers),
         "image_count": len(rows),
         "file_size": sum(i.size for i in by_sop.values()),
-        "released_at": utc(p.released_at),
-        "published_at": utc(published_at),
+        "released_at": as_utc(p.released_at),
+        "published_at": as_utc(published_at),
     }
     series["header"] = qido.common_header(headers)
     head, tail = nbia.series_json_parts(series)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import bindparam, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import as_utc
 from services.common.events import Event, InstanceHeld, InstanceReceived, ObjectRef
 from services.common.messaging import UnitOfWork
 from services.common.metrics import INSTANCES_HELD
@@ -47,11 +48,6 @@ _LATEST_RECEIVED = (
 )
 
 
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 async def is_current(
     s: AsyncSession, instance_id: str, received_at: datetime, require_hold: bool
 ) -> bool:
@@ -61,7 +57,7 @@ async def is_current(
     redelivered late must not undo the outcome of a newer submission of the same instance.
     """
     latest = await s.execute(_LATEST_RECEIVED, {"instance_id": instance_id})
-    seen = {kind: _aware(at) for at, kind in latest.all()}
+    seen = {kind: as_utc(at) for at, kind in latest.all()}
     if require_hold:
         return "hold" in seen
     return not seen or received_at >= max(seen.values())

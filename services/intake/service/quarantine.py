@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, literal, select, uni
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.app import NotFound
+from services.common.db import as_utc
 from services.common.dicom_json import header_json
 from services.common.events import InstanceReceived, ObjectRef
 from services.common.messaging import UnitOfWork
@@ -111,7 +112,7 @@ async def items(
             stage=row.held_stage,
             code=row.reason_code,
             reason=row.reason,
-            held_at=row.stage_at if row.stage_at.tzinfo else row.stage_at.replace(tzinfo=UTC),
+            held_at=as_utc(row.stage_at),
             study_instance_uid=row.study_instance_uid,
             series_instance_uid=row.series_instance_uid,
             in_received=bool(row.in_received),
