@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 
 from services.common.app import NotFound, Unavailable, provided
 from services.common.security import Principal, forbid
 from services.intake import queries
 from services.intake.bootstrap import Intake
 from services.intake.models import Collection
+from services.intake.service import submissions
 
 IntakeDep = Annotated[Intake, Depends(provided(Intake))]
 
@@ -53,3 +55,39 @@ def may_see(principal: Principal, c: Collection) -> bool:
     """A limited collection's record (name, licence, description) is shown only to those
     who may read it or submit to it."""
     return principal.can_read(c.name, c.access, c.licence_id) or principal.can_submit(c.name)
+
+
+@dataclass(frozen=True)
+class Submitting:
+    """Where a submission's files come from, and the submission they join ("" for a new
+    one)."""
+
+    site: str
+    submission: str
+
+
+def _submitting(
+    site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
+    submission: Annotated[
+        str, Query(max_length=32, description="add the files to this submission")
+    ] = "",
+) -> Submitting:
+    return Submitting(site, submission)
+
+
+SubmittingDep = Annotated[Submitting, Depends(_submitting)]
+
+
+async def admit(
+    intake: Intake, principal: Principal, collection: str, asked: Submitting
+) -> Submitting:
+    """The checks every way in over HTTP makes before it reads a body: this site takes
+    submissions, the collection exists, the principal may submit to it for the site (the
+    one site of its token when none is named), and a submission joined is theirs."""
+    primary_only(intake)
+    await collection_or_404(intake, collection)
+    site = submitter_site(principal, collection, asked.site)
+    if asked.submission:
+        async with intake.db.session() as s:
+            await submissions.for_upload(s, asked.submission, collection, principal)
+    return Submitting(site, asked.submission)

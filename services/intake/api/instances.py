@@ -12,12 +12,7 @@ from services.common.bounds import Limits
 from services.common.contracts import MAX_OFFSET
 from services.common.security import AuthenticatedPrincipal, forbid
 from services.intake import domain, queries
-from services.intake.api.deps import (
-    IntakeDep,
-    collection_or_404,
-    primary_only,
-    submitter_site,
-)
+from services.intake.api.deps import IntakeDep, SubmittingDep, admit, collection_or_404
 from services.intake.api.uploads import SUBMIT_BODY, uploads
 from services.intake.schemas import (
     AcceptedFile,
@@ -26,7 +21,7 @@ from services.intake.schemas import (
     HeldInstanceOut,
     SubmissionOut,
 )
-from services.intake.service import receiving, submissions
+from services.intake.service import receiving
 
 router = APIRouter(prefix="/api/intake", tags=["intake"])
 
@@ -39,23 +34,15 @@ async def submit(
     request: Request,
     intake: IntakeDep,
     principal: AuthenticatedPrincipal,
-    site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
-    submission: Annotated[
-        str, Query(max_length=32, description="add the files to this submission")
-    ] = "",
+    asked: SubmittingDep,
 ) -> SubmissionOut:
     """Submit DICOM files: each is accepted into quarantine or held with its reason."""
-    primary_only(intake)
-    await collection_or_404(intake, name)
-    site = submitter_site(principal, name, site)
-    if submission:
-        async with intake.db.session() as s:
-            await submissions.for_upload(s, submission, name, principal)
+    to = await admit(intake, principal, name, asked)
     async with AsyncExitStack() as stack:
         files = await uploads(request, stack, Limits.of(intake.settings))
         try:
             result = await receiving.receive(
-                intake.ctx, name, site, principal.subject, files, submission or None
+                intake.ctx, name, to.site, principal.subject, files, to.submission or None
             )
         except receiving.StoreUnavailable:
             raise Unavailable(

@@ -11,7 +11,8 @@ event, integrity rules, a submission), and the answer is the Store Instances Res
   part is kept in quarantine as held, as any unreadable upload is), C409 when it belongs to
   another study than the one in the URL (not kept).
 
-The submission's id comes back in the ``X-Imarc-Submission`` header: ``imarc submissions``
+Each request is a submission of its own (``via`` stow-rs) unless it names one with
+``?submission=``; its id comes back in the ``X-Imarc-Submission`` header: ``imarc submissions``
 and the quarantine view show why anything was held.
 """
 
@@ -21,9 +22,9 @@ import asyncio
 import functools
 from contextlib import AsyncExitStack
 from email.message import Message
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.common import bounds
@@ -31,9 +32,9 @@ from services.common.app import DomainError, Unavailable
 from services.common.bounds import LimitExceeded, Limits, MalformedBody, Part
 from services.common.security import AuthenticatedPrincipal
 from services.intake import domain
-from services.intake.api.deps import IntakeDep, collection_or_404, primary_only, submitter_site
+from services.intake.api.deps import IntakeDep, Submitting, SubmittingDep, admit
 from services.intake.api.uploads import MAX_FILES, TooLarge, UnsupportedType
-from services.intake.service import receiving, submissions
+from services.intake.service import receiving
 from services.intake.service.recording import FileOutcome
 
 router = APIRouter(prefix="/dicomweb/collections", tags=["DICOMweb (STOW-RS)"])
@@ -70,13 +71,10 @@ async def store(
     request: Request,
     intake: IntakeDep,
     principal: AuthenticatedPrincipal,
-    site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
-    submission: Annotated[
-        str, Query(max_length=32, description="add the instances to this submission")
-    ] = "",
+    asked: SubmittingDep,
 ) -> JSONResponse:
     """Store instances (STOW-RS) of any study in the collection's quarantine."""
-    return await _store(collection, None, request, intake, principal, site, submission)
+    return await _store(collection, None, request, intake, principal, asked)
 
 
 @router.post("/{collection}/studies/{study}", openapi_extra=STOW_BODY, response_class=JSONResponse)
@@ -86,13 +84,10 @@ async def store_study(
     request: Request,
     intake: IntakeDep,
     principal: AuthenticatedPrincipal,
-    site: Annotated[str, Query(max_length=64, description="submitting site")] = "",
-    submission: Annotated[
-        str, Query(max_length=32, description="add the instances to this submission")
-    ] = "",
+    asked: SubmittingDep,
 ) -> JSONResponse:
     """Store instances (STOW-RS) of one study; parts of another study fail (C409)."""
-    return await _store(collection, study, request, intake, principal, site, submission)
+    return await _store(collection, study, request, intake, principal, asked)
 
 
 async def _store(
@@ -101,16 +96,10 @@ async def _store(
     request: Request,
     intake: IntakeDep,
     principal: AuthenticatedPrincipal,
-    site: str,
-    submission: str,
+    asked: Submitting,
 ) -> JSONResponse:
-    primary_only(intake)
-    await collection_or_404(intake, collection)
-    site = submitter_site(principal, collection, site)
+    to = await admit(intake, principal, collection, asked)
     boundary = _boundary(request.headers.get("content-type", ""))
-    if submission:
-        async with intake.db.session() as s:
-            await submissions.for_upload(s, submission, collection, principal)
     limits = Limits.of(intake.settings)
     async with AsyncExitStack() as stack:
         try:
@@ -121,13 +110,6 @@ async def _store(
             raise TooLarge(str(e)) from None
         except MalformedBody as e:
             raise BadBody(f"{e}; send each PS3.10 file as one part") from None
-        if not submission:  # a request of its own: a submission that says how files came
-            async with intake.uow() as uow:
-                opened = await submissions.open_submission(
-                    uow.session, collection=collection, site=site, by=principal.subject,
-                    via="stow-rs",
-                )  # fmt: skip
-            submission = opened.id
         failed: list[dict[str, Any]] = []
         if study is not None:
             parts, failed = await asyncio.to_thread(_of_study, parts, study, limits)
@@ -143,8 +125,9 @@ async def _store(
         if uploads:
             try:
                 result = await receiving.receive(
-                    intake.ctx, collection, site, principal.subject, uploads, submission
-                )
+                    intake.ctx, collection, to.site, principal.subject, uploads,
+                    to.submission or None, via="stow-rs",
+                )  # fmt: skip
             except receiving.StoreUnavailable:
                 raise Unavailable(
                     "the object store did not take the instances; nothing was recorded, "
@@ -161,7 +144,7 @@ async def _store(
         body["00081198"] = {"vr": "SQ", "Value": failed}
     warned = any("00081196" in item for item in stored)
     status = 409 if not stored else 202 if failed or warned else 200
-    headers = {"X-Imarc-Submission": submission}
+    headers = {"X-Imarc-Submission": result.submission_id} if result else {}
     return JSONResponse(body, status_code=status, headers=headers, media_type=DICOM_JSON)
 
 

@@ -98,6 +98,7 @@ async def receive(
     submitted_by: str,
     uploads: Sequence[Upload],
     submission_id: str | None = None,
+    via: str = "http",
 ) -> SubmissionResult:
     """Take a submission's files into quarantine.
 
@@ -157,7 +158,9 @@ async def receive(
         raise refused.exceptions[0] from eg
     files = [f for f in outcomes if f is not None]
     result = SubmissionResult(submission_id or uuid.uuid4().hex, collection, site, files)
-    result = await recording.record(ctx, result, submitted_by, joins=submission_id is not None)
+    result = await recording.record(
+        ctx, result, submitted_by, joins=submission_id is not None, via=via
+    )
     for f in result.files:
         if isinstance(f.verdict, domain.Held):
             INSTANCES_HELD.labels("intake", f.verdict.code).inc()

@@ -56,10 +56,16 @@ class SubmissionResult:
 
 
 async def record(
-    ctx: ServiceContext, result: SubmissionResult, submitted_by: str, *, joins: bool = False
+    ctx: ServiceContext,
+    result: SubmissionResult,
+    submitted_by: str,
+    *,
+    joins: bool = False,
+    via: str = "http",
 ) -> SubmissionResult:
     """Record ``result`` and stage its events; returns it with the files the integrity
-    rules held marked as held."""
+    rules held marked as held. Unless it ``joins`` one, the submission is opened here,
+    saying how its files came (``via``)."""
     secret = ctx.settings.secret.get_secret_value().encode()
     now = datetime.now(UTC)
     latest: dict[str, FileOutcome] = {}
@@ -151,6 +157,7 @@ async def record(
                 collection=result.collection,
                 site=result.site,
                 by=submitted_by,
+                via=via,
                 submission_id=result.submission_id,
             )
         await submissions.add_files(
