@@ -19,8 +19,7 @@ router = APIRouter(prefix="/api/deid/collections", tags=["deid"])
 
 def _out(run: ScanRun) -> ScanOut:
     state = "stalled" if service.stalled(run, datetime.now(UTC)) else run.state
-    fields = {name: getattr(run, name) for name in ScanOut.model_fields}
-    return ScanOut.model_validate({**fields, "state": state})
+    return ScanOut.model_validate(run, from_attributes=True).model_copy(update={"state": state})
 
 
 @router.post("/{collection}/scan", response_model=ScanOut, status_code=status.HTTP_202_ACCEPTED)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import defer
 
 from services.common.events import InstanceDeidentified, ObjectRef, ResidualFinding
 from services.common.store import ObjectNotFound
@@ -127,6 +128,7 @@ async def _rescan(deid: Deid, run_id: str, collection: str) -> None:
                 page = list(
                     await s.scalars(
                         select(Instance)
+                        .options(defer(Instance.audit))  # each row's long audit list is not read
                         .where(Instance.collection == collection, Instance.instance_id > after)
                         .order_by(Instance.instance_id)
                         .limit(PAGE)
@@ -140,9 +142,7 @@ async def _rescan(deid: Deid, run_id: str, collection: str) -> None:
             scanned, found = scanned + len(done), found + sum(done)
             skipped += len(results) - len(done)
             await _progress(deid, run_id, scanned=scanned, findings=found, skipped=skipped)
-    except asyncio.CancelledError:
-        raise
-    except Exception as e:
+    except Exception as e:  # a stopped service cancels the task: that is not a failure
         log.exception("scanning a collection again failed", extra={"service": "deid"})
         await _progress(
             deid, run_id, state="failed", finished=True,
