@@ -147,6 +147,13 @@ async def platform(
         await runtime.stop()
 
 
+def free_port() -> int:
+    """A loopback port no one listens on now (for a server the test starts itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def serving(app: Any, port: int = 0) -> Iterator[str]:
     """Serve an ASGI app on a loopback port (``port``, or a free one) in a thread of its own,

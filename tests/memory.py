@@ -28,7 +28,7 @@ from services.common.messaging import Messaging
 from services.common.security import StaticKeys, TokenVerifier
 from services.common.service import ServiceContext
 from services.common.store import FilesystemStore
-from tests.harness import make_settings, static_jwks
+from tests.harness import free_port, make_settings, static_jwks
 
 
 @dataclass
@@ -120,13 +120,9 @@ async def over_http(app: FastAPI) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port of this event loop, for
     clients that speak HTTP themselves (the CLI, dicomweb-client, tcia_utils) from a
     worker thread; yields the base URL."""
-    import socket
-
     import uvicorn
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
